@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Set up a fresh virtual environment and run molkit's whole CPU test suite.
+#   1. fresh venv in .venv-test, install with the CPU torch pin (constraints.txt)
+#   2. nbdev_export, then fail if notebooks and molkit/ are out of sync
+#   3. nbdev_test (cells flagged slow / cuda are skipped)
+#   4. pytest, last, so its summary closes the log
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+VENV="${MOLKIT_TEST_VENV:-.venv-test}"
+t0=$SECONDS
+echo "== [1/4] fresh virtual environment in $VENV"
+rm -rf "$VENV"
+python3 -m venv "$VENV"
+# shellcheck disable=SC1091
+. "$VENV/bin/activate"
+pip install -q --upgrade pip
+pip install -q -c constraints.txt torch==2.13.0
+pip install -q -c constraints.txt -e ".[dev]"
+echo "   installed in $((SECONDS - t0)) s: $(python -c 'import torch, torch_geometric as g; print("torch", torch.__version__, "pyg", g.__version__)')"
+
+echo "== [2/4] nbdev_export and sync check"
+nbdev_export
+if [ -n "$(git status --porcelain -- molkit nbs)" ]; then
+  echo "Notebooks and library are not in sync (run nbdev_export and commit both):"
+  git status --porcelain -- molkit nbs
+  git --no-pager diff --stat -- molkit nbs
+  exit 1
+fi
+
+echo "== [3/4] nbdev_test (slow and cuda cells skipped)"
+nbdev_test --n_workers 2 --timing
+
+echo "== [4/4] pytest"
+set +e
+python -m pytest tests -m "not slow and not cuda" -q -p no:cacheprovider
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then echo "pytest collected no tests; treating as success"; rc=0; fi
+echo "== total $((SECONDS - t0)) s"
+exit "$rc"
