@@ -33,7 +33,7 @@ EDGE_INDEX, SHIFTS, EDGE_VEC, EDGE_LEN = 'edge_index', 'shifts', 'edge_vec', 'ed
 BATCH = 'batch'
 
 # %% ../nbs/00_keys.ipynb
-_f32, _i64 = torch.float32, torch.int64
+_f32, _f64, _i64 = torch.float32, torch.float64, torch.int64
 FIELDS: dict[str, Field] = {f.name: f for f in [
     Field(Z, '[n]', _i64, '-', 'atom', 'atomic number'),
     Field(POS, '[n, 3]', _f32, 'Å', 'atom', 'Cartesian positions'),
@@ -42,11 +42,11 @@ FIELDS: dict[str, Field] = {f.name: f for f in [
     Field(NATOMS, '[1]', _i64, '-', 'graph', 'number of atoms'),
     Field(TAGS, '[n]', _i64, '-', 'atom', '0 = sub-surface, 1 = surface, 2 = adsorbate (OC20/OC22)'),
     Field(FIXED, '[n]', torch.bool, '-', 'atom', 'True for atoms held fixed (ASE FixAtoms)'),
-    Field(ENERGY, '[1]', _f32, 'eV', 'graph', 'potential energy (total, or referenced when documented)'),
+    Field(ENERGY, '[1]', _f64, 'eV', 'graph', 'potential energy (total, or referenced when documented)'),
     Field(FORCES, '[n, 3]', _f32, 'eV/Å', 'atom', 'forces, -dE/dpos'),
     Field(STRESS, '[1, 3, 3]', _f32, 'eV/Å³', 'graph', 'stress tensor (ASE sign convention)'),
-    Field(ENERGY_RELAXED, '[1]', _f32, 'eV', 'graph', 'energy of the relaxed structure (IS2RE target)'),
-    Field(ENERGY_INIT, '[1]', _f32, 'eV', 'graph', 'energy of the initial structure'),
+    Field(ENERGY_RELAXED, '[1]', _f64, 'eV', 'graph', 'energy of the relaxed structure (IS2RE target)'),
+    Field(ENERGY_INIT, '[1]', _f64, 'eV', 'graph', 'energy of the initial structure'),
     Field(POS_RELAXED, '[n, 3]', _f32, 'Å', 'atom', 'relaxed positions (IS2RS target)'),
     Field(SID, '[1]', _i64, '-', 'graph', 'system id'),
     Field(FID, '[1]', _i64, '-', 'graph', 'frame index within a trajectory'),
