@@ -129,10 +129,20 @@ def labelled_atoms(numbers, # [n] atomic numbers
 
 # %% ../../../nbs/13_data.readers.base.ipynb
 _KEEP = ('energy', 'forces', 'stress')
+_CIF_INFO = ('spacegroup', 'unit_cell', 'occupancy')  # what ASE's CIF reader adds to `info`: symmetry bookkeeping, not labels
+
+def _drop_cif_info(atoms: Atoms, path, i: int) -> None:
+    "Refuse partially occupied CIF sites, then drop the CIF reader's bookkeeping from `info` and `arrays`."
+    for site, occ in atoms.info.get('occupancy', {}).items():
+        if len(occ) != 1 or abs(sum(occ.values()) - 1) > 1e-6:
+            raise reader_error(path, i, f"ordered sites (one species, occupancy 1) at site {site}; disordered structures are not supported", occ)
+    for k in _CIF_INFO: atoms.info.pop(k, None)
+    if 'spacegroup_kinds' in atoms.arrays: del atoms.arrays['spacegroup_kinds']
 
 def _relabel(atoms: Atoms, path, i: int, z_max: int) -> Atoms:
     "Check one frame read by ASE and move its energy/forces/stress into a fresh `SinglePointCalculator`."
     check_numbers(path, i, atoms.numbers, z_max)
+    _drop_cif_info(atoms, path, i)
     res = dict(atoms.calc.results) if atoms.calc is not None else {}
     n = len(atoms)
     if 'energy' in res: res['energy'] = float(check_array(path, i, 'energy', res['energy'], ()))
