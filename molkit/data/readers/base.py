@@ -13,8 +13,8 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 # %% auto 0
-__all__ = ['READERS', 'Z_MAX', 'ReaderError', 'reader_error', 'ReaderSpec', 'register_reader', 'read_structures', 'ReadReport',
-           'check_numbers', 'check_array', 'labelled_atoms', 'read_ase']
+__all__ = ['READERS', 'Z_MAX', 'ReaderError', 'reader_error', 'ReaderSpec', 'register_reader', 'read_structures', 'readers_table',
+           'ReadReport', 'check_numbers', 'check_array', 'labelled_atoms', 'read_ase']
 
 # %% ../../../nbs/13_data.readers.base.ipynb
 class ReaderError(ValueError):
@@ -59,6 +59,12 @@ def read_structures(name: str, # a key of `READERS`
     "Read `path` with the registered reader `name`, yielding labelled `ase.Atoms`."
     if name not in READERS: raise KeyError(f"unknown reader {name!r}; known readers: {', '.join(sorted(READERS))}")
     return READERS[name].read(path, **kw)
+
+# %% ../../../nbs/13_data.readers.base.ipynb
+def readers_table() -> str:
+    "Markdown table of the registered readers: name, what they read, expected layout."
+    rows = [f"| `{r.name}` | {r.description} | {r.layout} |" for r in sorted(READERS.values(), key=lambda r: r.name)]
+    return '\n'.join(['| reader | reads | layout |', '| --- | --- | --- |', *rows])
 
 # %% ../../../nbs/13_data.readers.base.ipynb
 @dataclass

@@ -27,7 +27,7 @@ def conformers(path, record, # file and record (molecule / group), for error mes
                e_scale: float = 1.0, # eV per file energy unit
                f_scale: float = 1.0, # (eV/Å) per file force unit
                info: dict | None = None, # labels shared by all conformers (name, ...)
-               frame_info: dict | None = None, # name -> [N] per-conformer labels, already in contract units
+               frame_info: dict | None = None, # name -> [N] per-conformer labels (ids, or values already in contract units)
                on_nan: str = 'raise', # 'raise' or 'skip' (count in `report`) conformers with NaN energy/forces
                report: ReadReport | None = None, # filled with counts of conformers read and skipped
                z_max: int = Z_MAX, # heaviest element accepted
@@ -40,7 +40,8 @@ def conformers(path, record, # file and record (molecule / group), for error mes
     N = len(pos)
     energy = check_array(path, record, 'energy', energy, (N,), finite=False)
     if forces is not None: forces = check_array(path, record, 'forces', forces, (N, n, 3), finite=False)
-    frame_info = {k: check_array(path, record, k, v, (N,), finite=False) for k, v in (frame_info or {}).items()}
+    frame_info = {k: np.asarray(v) for k, v in (frame_info or {}).items()}
+    for k, v in frame_info.items(): check_array(path, record, k, v, (N,), finite=False)
     report = report if report is not None else ReadReport()
     for i in range(N):
         if not np.isfinite(pos[i]).all(): raise reader_error(path, f"{record}/{i}", 'finite positions', 'NaN or inf')
@@ -50,7 +51,7 @@ def conformers(path, record, # file and record (molecule / group), for error mes
         report.n_read += 1
         yield labelled_atoms(z, pos[i] * pos_scale, energy=energy[i] * e_scale,
                              forces=None if forces is None else forces[i] * f_scale,
-                             info={**(info or {}), 'fid': i, **{k: float(v[i]) for k, v in frame_info.items()}})
+                             info={**(info or {}), 'fid': i, **{k: v[i].item() for k, v in frame_info.items()}})
 
 # %% ../../../nbs/13a_data.readers.molecules.ipynb
 def _finish(path, report: ReadReport, own: bool) -> None:
@@ -81,10 +82,8 @@ def read_rmd17(path, # rmd17_<molecule>.npz
     _need(path, '-', ('nuclear_charges', 'coords', 'energies', 'forces'), d)
     name = Path(path).stem.removeprefix('rmd17_')
     extra = {'old_index': d['old_indices']} if 'old_indices' in d else {}
-    for a in conformers(path, name, d['nuclear_charges'], d['coords'], d['energies'], d['forces'],
-                        e_scale=KCALMOL_EV, f_scale=KCALMOL_EV, info={'name': name}, frame_info=extra, z_max=z_max):
-        if 'old_index' in a.info: a.info['old_index'] = int(a.info['old_index'])
-        yield a
+    yield from conformers(path, name, d['nuclear_charges'], d['coords'], d['energies'], d['forces'],
+                          e_scale=KCALMOL_EV, f_scale=KCALMOL_EV, info={'name': name}, frame_info=extra, z_max=z_max)
 
 # %% ../../../nbs/13a_data.readers.molecules.ipynb
 ENERGY_UNITS: dict[str, float] = {'kcal/mol': KCALMOL_EV, 'ev': 1.0, 'hartree': HARTREE_EV, 'ha': HARTREE_EV,
