@@ -77,28 +77,34 @@ def _lexsort(keys: list[Tensor]) -> Tensor:
     for k in reversed(keys): perm = perm[torch.sort(k[perm], stable=True).indices]
     return perm
 
-def _edge_keys(i: Tensor, j: Tensor, S: Tensor) -> list[Tensor]:
-    "Sort keys (i, j, shift x, y, z)."
-    return [i, j, S[:, 0], S[:, 1], S[:, 2]]
+def _edge_order(i: Tensor, j: Tensor, S: Tensor, n_atoms: int) -> Tensor:
+    "Permutation sorting edges by (i, j, shift x, y, z)."
+    if i.numel() == 0: return torch.zeros(0, dtype=torch.long, device=i.device)
+    r = int(S.abs().max()) if S.numel() else 0
+    w = 2 * r + 1  # number of distinct values of one shift component
+    if n_atoms * n_atoms * w ** 3 >= 2 ** 62: return _lexsort([i, j, S[:, 0], S[:, 1], S[:, 2]])
+    s = S + r
+    return torch.sort(((i * n_atoms + j) * w + s[:, 0]) * w * w + s[:, 1] * w + s[:, 2]).indices
 
-def _keep_nearest(i: Tensor, j: Tensor, S: Tensor, d: Tensor, k: int) -> Tensor:
-    "Boolean mask keeping the `k` nearest neighbours of each centre `i`; ties by (j, shift)."
-    perm = _lexsort([i, d, j, S[:, 0], S[:, 1], S[:, 2]])
+def _keep_nearest(i: Tensor,  # [E] centres, edges sorted by (i, j, shift)
+                  d: Tensor,  # [E] distances
+                  k: int) -> Tensor:  # [E] bool
+    "Mask keeping the `k` nearest neighbours of each centre; ties keep the input (j, shift) order."
+    perm = _lexsort([i, d])
     i_sorted = i[perm]
-    first = torch.searchsorted(i_sorted, i_sorted, side='left')  # index where each centre's run starts
-    rank = torch.arange(i.numel(), device=i.device) - first
+    first = torch.searchsorted(i_sorted, i_sorted, side='left')  # where each centre's run starts
     keep = torch.zeros_like(i, dtype=torch.bool)
-    keep[perm[rank < k]] = True
+    keep[perm[torch.arange(i.numel(), device=i.device) - first < k]] = True
     return keep
 
 # %% ../../nbs/11_data.neighbors.ipynb
-def _vesin_pairs(points: Tensor,  # [n, 3] float64 Å (any device)
+def _vesin_pairs(nl: NeighborList,  # full list with the cutoff
+                 points: Tensor,  # [n, 3] float64 Å (any device)
                  box: Tensor,  # [3, 3] float64 Å (cpu)
                  pbc: Tensor,  # [3] bool (cpu)
-                 cutoff: float,  # Å
                  ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # i [P], j [P] int64, S [P, 3] int64, d [P] float64
     "All (i, j, S, d) with d < cutoff for one structure, on the device of `points`."
-    nl, dev, out = NeighborList(cutoff=cutoff, full_list=True), points.device, None
+    dev, out = points.device, None
     if dev.type != 'cpu':
         try: out = nl.compute(points, box.to(dev), pbc.to(dev), 'ijSd')
         except RuntimeError: pass  # refused by the CUDA kernel (narrow cell, pair buffer); the CPU cell list accepts it
@@ -126,19 +132,20 @@ def radius_graph(pos: Tensor,  # [n_atoms, 3] Å
     "All pairs closer than `cutoff` (periodic images included), sorted by (i, j, shift); see the conventions above."
     batch, cell, pbc, n_graphs = _check_inputs(pos, cutoff, batch, cell, pbc, max_num_neighbors)
     perm, counts = _graph_slices(batch, n_graphs)
-    points, parts, start = pos.detach().double(), [], 0
+    nl, points, parts, start = NeighborList(cutoff=float(cutoff), full_list=True), pos.detach().double(), [], 0
     for g, n in enumerate(counts):
         atoms, start = perm[start:start + n], start + n
         if n == 0: continue
-        i, j, S, d = _vesin_pairs(points[atoms], _search_box(cell[g], pbc[g], g), pbc[g], float(cutoff))
+        i, j, S, d = _vesin_pairs(nl, points[atoms], _search_box(cell[g], pbc[g], g), pbc[g])
         parts.append((atoms[i], atoms[j], S, d))
     if not parts: return _empty_edges(pos)
     i, j, S, d = (torch.cat(t) for t in zip(*parts))
+    order = _edge_order(i, j, S, len(pos))
+    edge_index, S = torch.stack([j[order], i[order]]), S[order]
     if max_num_neighbors is not None:
-        keep = _keep_nearest(i, j, S, d, max_num_neighbors)
-        i, j, S = i[keep], j[keep], S[keep]
-    order = _lexsort(_edge_keys(i, j, S))
-    return torch.stack([j[order], i[order]]), S[order].to(pos.dtype)
+        keep = _keep_nearest(edge_index[1], d[order], max_num_neighbors)
+        edge_index, S = edge_index[:, keep], S[keep]
+    return edge_index, S.to(pos.dtype)
 
 # %% ../../nbs/11_data.neighbors.ipynb
 def edge_vectors(pos: Tensor,  # [n_atoms, 3] Å
@@ -152,6 +159,8 @@ def edge_vectors(pos: Tensor,  # [n_atoms, 3] Å
     vec = pos[j] - pos[i]
     if cell is not None:
         cell = cell.reshape(-1, 3, 3)
+        if batch is None and cell.shape[0] != 1:
+            raise ValueError(f"cell holds {cell.shape[0]} graphs: pass batch to say which cell each atom uses")
         g = batch[i] if batch is not None else torch.zeros_like(i)
         vec = vec + torch.einsum('ek,ekl->el', shifts.to(cell.dtype), cell[g])
     return vec, vec.norm(dim=-1)
