@@ -14,7 +14,7 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 from ..keys import (FIELDS, Z, POS, CELL, PBC, NATOMS, TAGS, FIXED, ENERGY, FORCES, ENERGY_RELAXED, ENERGY_INIT,
                          EDGE_INDEX, SHIFTS, EDGE_LEN)
-from .lmdb import LMDBError, check_fields, _check_values, _fast_data
+from .lmdb import LMDBError, check_fields, open_shared, _check_values, _fast_data
 
 # %% auto 0
 __all__ = ['LEGACY_KEYS', 'LEGACY_EDGE_KEYS', 'UNTRUSTED', 'legacy_to_data', 'old_pyg_data', 'write_legacy_lmdb',
@@ -100,7 +100,7 @@ def write_legacy_lmdb(records: list,  # PyG `Data` objects (new or `old_pyg_data
         txn = db.begin(write=True)
         txn.put("length".encode("ascii"), pickle.dumps(len(part), protocol=-1))
         txn.commit(); db.sync(); db.close()
-    natoms = [len(r.__dict__['atomic_numbers'] if '_store' not in r.__dict__ else r.atomic_numbers) for r in records]
+    natoms = [len(f['atomic_numbers'] if 'atomic_numbers' in f else f[Z]) for f in (_stored_fields(r, '') for r in records)]
     np.savez((path if n_shards is not None else path.parent) / 'metadata.npz', natoms=np.array(natoms))
     return path
 
@@ -113,19 +113,11 @@ class _IntOnly(pickle.Unpickler):
     "Unpickler for the `length` key: plain ints only, no classes, no code."
     def find_class(self, module, name): raise pickle.UnpicklingError(f"refusing global {module}.{name}")
 
-def _open_ro(file: Path, max_readers: int) -> lmdb.Environment:
-    "Open a legacy LMDB file read-only, without lock, readahead or meminit."
-    try: return lmdb.open(str(file), subdir=False, readonly=True, lock=False, readahead=False, meminit=False,
-                          max_readers=max_readers)
-    except lmdb.Error as e: raise LMDBError(f"{file}: not a readable LMDB file ({e})") from None
-
-def _file_length(file: Path) -> int:
+def _file_length(file: Path, max_readers: int) -> int:
     "Records in one file: its `length` key (plain int) or, without one, its number of entries."
-    env = _open_ro(file, 1)
-    try:
-        with env.begin() as txn: raw = txn.get(b'length')
-        entries = env.stat()['entries']
-    finally: env.close()
+    env = open_shared(file, max_readers)
+    with env.begin() as txn: raw = txn.get(b'length')
+    entries = env.stat()['entries']
     if raw is None: return entries
     try: n = _IntOnly(io.BytesIO(raw)).load()
     except Exception as e: raise LMDBError(f"{file}: unreadable 'length' key ({e})") from None
@@ -154,7 +146,7 @@ class LegacyLMDBDataset(torch.utils.data.Dataset):
         if not trusted: raise LMDBError(f"{self.path}: refusing to open without trusted=True: {UNTRUSTED}")
         self.key_mapping, self.keep_edges, self.max_readers = key_mapping, keep_edges, max_readers
         self.files = _legacy_files(self.path)
-        self._lengths = [_file_length(f) for f in self.files]
+        self._lengths = [_file_length(f, max_readers) for f in self.files]
         self._starts = np.cumsum([0] + self._lengths[:-1]).tolist()
         self._natoms, self._envs, self._pid = self._read_natoms(), {}, None
 
@@ -182,7 +174,7 @@ class LegacyLMDBDataset(torch.utils.data.Dataset):
 
     def _env(self, k: int) -> lmdb.Environment:
         if self._pid != os.getpid(): self._envs, self._pid = {}, os.getpid()
-        if k not in self._envs: self._envs[k] = _open_ro(self.files[k], self.max_readers)
+        if k not in self._envs: self._envs[k] = open_shared(self.files[k], self.max_readers)
         return self._envs[k]
 
     def __getitem__(self, idx: int) -> Data:

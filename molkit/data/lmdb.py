@@ -19,7 +19,7 @@ from ..keys import FIELDS, Z, POS, NATOMS
 
 # %% auto 0
 __all__ = ['SCHEMA_VERSION', 'META_KEY', 'NATOMS_KEY', 'SHARD_KEY', 'SHARD_NAME', 'LMDBError', 'check_fields', 'encode_record',
-           'decode_record', 'write_lmdb', 'read_metadata', 'LMDBDataset']
+           'decode_record', 'write_lmdb', 'open_shared', 'read_metadata', 'LMDBDataset']
 
 # %% ../../nbs/12a_data.lmdb.ipynb
 class LMDBError(ValueError):
@@ -246,16 +246,30 @@ def _replace_dir(tmp: Path, path: Path) -> None:
     if old is not None: shutil.rmtree(old, ignore_errors=True)
 
 # %% ../../nbs/12a_data.lmdb.ipynb
+_REGISTRY: dict[tuple, lmdb.Environment] = {}
+_REGISTRY_PID = [os.getpid()]
+
+def open_shared(file: str | Path,  # an LMDB data file (`subdir=False`)
+                max_readers: int = 126,  # LMDB reader slots, used when this call opens the file
+                ) -> lmdb.Environment:
+    "Read-only environment for `file`, shared within this process and reopened after a fork."
+    if _REGISTRY_PID[0] != os.getpid():
+        for env in _REGISTRY.values(): env.close()  # inherited from the parent: must not be used here
+        _REGISTRY.clear(); _REGISTRY_PID[0] = os.getpid()
+    try: st = os.stat(file)
+    except OSError as e: raise LMDBError(f"{file}: cannot open ({e.strerror})") from None
+    key = (st.st_dev, st.st_ino)
+    if key not in _REGISTRY: _REGISTRY[key] = _open_env(Path(file), max_readers=max_readers)
+    return _REGISTRY[key]
+
+# %% ../../nbs/12a_data.lmdb.ipynb
 def read_metadata(path: str | Path) -> tuple[dict, np.ndarray]:
     "The metadata dict and natoms array of a complete molkit dataset; `LMDBError` otherwise."
     path = Path(path)
     if not path.is_dir(): raise LMDBError(f"{path}: not a molkit LMDB dataset (expected a directory of data.*.lmdb)")
     first = path / SHARD_NAME.format(0)
     if not first.is_file(): raise LMDBError(f"{path}: not a molkit LMDB dataset ({first.name} is missing)")
-    env = _open_env(first)
-    try:
-        with env.begin() as txn: raw, nat = txn.get(META_KEY), txn.get(NATOMS_KEY)
-    finally: env.close()
+    with open_shared(first).begin() as txn: raw, nat = txn.get(META_KEY), txn.get(NATOMS_KEY)
     if raw is None or nat is None:
         raise LMDBError(f"{first}: no completed dataset metadata (an interrupted or unfinished write?)")
     try: meta = json.loads(raw)
@@ -289,7 +303,7 @@ class LMDBDataset(torch.utils.data.Dataset):
         if env is None:
             file = self.path / SHARD_NAME.format(shard)
             if not file.is_file(): raise LMDBError(f"{file}: shard {shard} is missing")
-            env = _open_env(file)
+            env = open_shared(file)
             with env.begin() as txn: info = txn.get(SHARD_KEY)
             if info is None or json.loads(info)['length'] != self.metadata['shards'][shard]:
                 raise LMDBError(f"{file}: shard length does not match the dataset metadata")
