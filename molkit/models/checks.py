@@ -11,12 +11,13 @@ from ase import Atoms
 from ase.build import bulk, molecule
 from torch_geometric.data import Batch, Data
 from ..data.atoms import atoms_to_data
+from ..data.readers.qm9 import load_qm9_subset
 from .base import Backbone, Model
 from .heads import ScalarHead, GradientForceHead
 
 # %% auto 0
 __all__ = ['CHECKS', 'check_invariance', 'check_finite_difference', 'check_batch_independence', 'check_cutoff_smoothness',
-           'check_isolated', 'check_periodic', 'check_model', 'check_backbone']
+           'check_isolated', 'check_periodic', 'check_model', 'check_backbone', 'qm9_overfit_batch', 'check_overfit']
 
 # %% ../../nbs/31_models.checks.ipynb
 _DT = torch.float64
@@ -130,3 +131,32 @@ def check_backbone(factory: Callable[[], Backbone],  # builds a fresh (tiny) bac
     width = backbone.to(_DT)(_data(_mol('H2O')))['node'].shape[-1]
     energy = ScalarHead(width)
     return check_model(Model(backbone, {'energy': energy, 'forces': GradientForceHead(energy)}), backbone.cfg.cutoff, checks)
+
+# %% ../../nbs/31_models.checks.ipynb
+def qm9_overfit_batch(n: int = 8,  # molecules
+                      key: str = 'U0',  # energy label in `atoms.info`, eV
+                      ) -> tuple[Batch, torch.Tensor]:  # batch, referenced energies [n] eV
+    "The first `n` shipped QM9 molecules and their `key` energy minus a per-element least-squares reference."
+    mols = load_qm9_subset()[:n]
+    zs = sorted({int(z) for a in mols for z in a.numbers})
+    counts = np.array([[np.sum(a.numbers == z) for z in zs] for a in mols], dtype=float)
+    e = np.array([a.info[key] for a in mols])
+    ref = np.linalg.lstsq(counts, e, rcond=None)[0]
+    return Batch.from_data_list([atoms_to_data(a) for a in mols]), torch.tensor(e - counts @ ref, dtype=torch.float32)
+
+def check_overfit(model: Model,  # returns 'energy' [n_graphs]
+                  batch: Batch, target: torch.Tensor,  # one batch and its energies [n_graphs] eV
+                  steps: int = 1500,  # Adam steps with a one-cycle learning rate
+                  lr: float = 3e-3,  # peak learning rate
+                  max_mae: float = 1e-3,  # eV
+                  ) -> float:  # final MAE, eV
+    "Train `model` on one batch (MSE on energy); assert the MAE falls below `max_mae`."
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    model.train()
+    for _ in range(steps):
+        loss = torch.nn.functional.mse_loss(model(batch, targets=['energy'])['energy'], target)
+        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+    mae = (model(batch, targets=['energy'])['energy'] - target).abs().mean().item()
+    assert mae < max_mae, f"overfit: MAE {mae * 1e3:.3f} meV after {steps} steps > {max_mae * 1e3:.3f} meV"
+    return mae
