@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 import torch
-import yaml
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from ..keys import FIELDS, Z
@@ -18,12 +17,13 @@ from ..models.heads import HEADS
 import molkit.models.schnet  # registers 'schnet'
 from .losses import LossSpec, is_atom_level
 from .amp import PrecisionConfig
+from .config import from_dict, load_yaml, save_yaml, to_dict
+from ..data.stats import N_ELEMENTS, compute_stats
 
 # %% auto 0
-__all__ = ['DATASETS', 'MAX_Z', 'SCHEDULES', 'DataConfig', 'ModelConfig', 'OptimConfig', 'ScheduleConfig', 'EMAConfig',
-           'TrainConfig', 'ExperimentConfig', 'from_dict', 'to_dict', 'load_config', 'save_config', 'load_dataset',
-           'Subset', 'split_indices', 'build_splits', 'TargetNorm', 'fit_linear_reference', 'fit_normalizers',
-           'build_head', 'build_model', 'param_groups', 'build_optimizer', 'lr_factor']
+__all__ = ['DATASETS', 'SCHEDULES', 'DataConfig', 'ModelConfig', 'OptimConfig', 'ScheduleConfig', 'EMAConfig', 'TrainConfig',
+           'ExperimentConfig', 'load_config', 'load_dataset', 'Subset', 'split_indices', 'build_splits', 'TargetNorm',
+           'fit_normalizers', 'build_head', 'build_model', 'param_groups', 'build_optimizer', 'lr_factor']
 
 # %% ../../nbs/67a_train.setup.ipynb
 @dataclass
@@ -106,38 +106,11 @@ class ExperimentConfig:
     def targets(self) -> list[str]: return list(dict.fromkeys(s.target for s in self.loss))
 
 # %% ../../nbs/67a_train.setup.ipynb
-def from_dict(cls: type, d: dict | None, where: str = 'config'):
-    "Build dataclass `cls` from a nested dict; unknown keys raise `KeyError` naming the path."
-    if d is None: return cls()
-    if not isinstance(d, dict): raise TypeError(f"{where}: expected a mapping, got {type(d).__name__}")
-    hints, names = typing.get_type_hints(cls), {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown: raise KeyError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(names)}")
-    return cls(**{k: _convert(hints[k], v, f"{where}.{k}") for k, v in d.items()})
-
-def _convert(tp, v, where: str):
-    "Convert `v` to the annotated type `tp` when it is a dataclass or a list of dataclasses."
-    if dataclasses.is_dataclass(tp): return v if isinstance(v, tp) else from_dict(tp, v, where)
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) is list and args and dataclasses.is_dataclass(args[0]):
-        return [_convert(args[0], x, f"{where}[{i}]") for i, x in enumerate(v)]
-    return v
-
-def to_dict(cfg) -> dict:
-    "Plain nested dict of a config dataclass (YAML- and checkpoint-safe)."
-    return dataclasses.asdict(cfg)
-
 def load_config(cfg: ExperimentConfig | dict | str | Path) -> ExperimentConfig:
-    "An `ExperimentConfig` from itself, a dict, or a YAML file."
+    "An `ExperimentConfig` from itself, a plain dict, or a YAML file."
     if isinstance(cfg, ExperimentConfig): return cfg
-    if isinstance(cfg, (str, Path)):
-        with open(cfg) as f: cfg = yaml.safe_load(f) or {}
+    if isinstance(cfg, (str, Path)): return load_yaml(ExperimentConfig, cfg)
     return from_dict(ExperimentConfig, cfg)
-
-def save_config(cfg: ExperimentConfig, path: str | Path) -> Path:
-    "Write the resolved config as YAML."
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    return Path(path)
 
 # %% ../../nbs/67a_train.setup.ipynb
 def _qm9_subset() -> list[Data]:
@@ -182,14 +155,12 @@ def build_splits(cfg: DataConfig) -> dict[str, Subset]:
     return out
 
 # %% ../../nbs/67a_train.setup.ipynb
-MAX_Z = 119
-
 @dataclass
 class TargetNorm:
     "`t_norm = (t − Σ_atoms refs[z] − mean) / std`; refs only for graph-level targets."
     mean: float = 0.0
     std: float = 1.0
-    refs: Tensor | None = None  # [MAX_Z] float64 per-element reference, same unit as the target
+    refs: Tensor | None = None  # [119] float64 per-element reference, same unit as the target
 
     def offset(self, batch: Batch | Data, n: int) -> Tensor:  # [n] float64: Σ refs[z] per graph (0 without refs)
         "Per-graph sum of the element references."
@@ -215,37 +186,23 @@ class TargetNorm:
     def from_state(cls, d: dict) -> TargetNorm: return cls(d['mean'], d['std'], d['refs'])
 
 # %% ../../nbs/67a_train.setup.ipynb
-def fit_linear_reference(z_list: list[Tensor], y: Tensor) -> Tensor:  # [MAX_Z] float64
-    "Per-element references minimising ‖y − counts @ refs‖² over the elements present."
-    counts = torch.stack([torch.bincount(z, minlength=MAX_Z)[:MAX_Z] for z in z_list]).double()
-    present = counts.sum(0).nonzero().squeeze(-1)
-    sol = torch.linalg.lstsq(counts[:, present], y.double().unsqueeze(-1), driver='gelsd').solution.squeeze(-1)
-    refs = torch.zeros(MAX_Z, dtype=torch.float64); refs[present] = sol
-    return refs
-
-def _graph_norm(zs: list[Tensor], y: Tensor, linref: bool, normalize: bool) -> TargetNorm:
-    "Norm of a graph-level target `y` [N] or [N, k] from the element lists `zs`."
-    if linref and y.dim() > 1: raise ValueError(f"linear reference needs a scalar target, got shape {tuple(y.shape)}")
-    tn = TargetNorm(refs=fit_linear_reference(zs, y) if linref else None)
-    if normalize:
-        if linref: y = y - torch.stack([tn.refs[z].sum() for z in zs])
-        tn.mean, tn.std = float(y.mean()), float(y.std().clamp_min(1e-12))
-    return tn
-
 def fit_normalizers(ds: Sequence[Data], model_cfg: ModelConfig, data_cfg: DataConfig) -> dict[str, TargetNorm]:
     "A `TargetNorm` per head target, fitted on `ds` (the training split)."
     items = [ds[i] for i in range(len(ds))]
-    probe, zs, out = Batch.from_data_list(items[:16]), [d[Z] for d in items], {}
-    for name, spec in model_cfg.heads.items():
-        if 'energy' in spec: continue  # gradient forces: below
-        if is_atom_level(name, probe[name], probe):
-            rms = torch.cat([d[name].double().flatten() for d in items]).square().mean().sqrt()
-            out[name] = TargetNorm(0.0, float(rms.clamp_min(1e-12)) if data_cfg.normalize else 1.0)
-        else:
-            y = torch.cat([d[name].double().reshape(1, -1) for d in items]).squeeze(-1)
-            out[name] = _graph_norm(zs, y, name in data_cfg.linear_reference, data_cfg.normalize)
-    for name, spec in model_cfg.heads.items():
-        if 'energy' in spec: out[name] = TargetNorm(0.0, out[spec['energy']].std)
+    probe, out = Batch.from_data_list(items[:16]), {}
+    direct = [n for n, s in model_cfg.heads.items() if 'energy' not in s]
+    atom = [n for n in direct if is_atom_level(n, probe[n], probe)]
+    graph = [n for n in direct if n not in atom]
+    st = compute_stats(items, graph, [t for t in graph if t in data_cfg.linear_reference], progress=False)
+    for n in graph:
+        t, ref = st.targets[n], st.targets[n].linear_reference
+        out[n] = TargetNorm(t.mean if data_cfg.normalize else 0.0, max(t.std, 1e-12) if data_cfg.normalize else 1.0,
+                            torch.tensor(ref, dtype=torch.float64) if ref is not None else None)
+    for n in atom:
+        rms = torch.cat([d[n].double().flatten() for d in items]).square().mean().sqrt()
+        out[n] = TargetNorm(0.0, float(rms.clamp_min(1e-12)) if data_cfg.normalize else 1.0)
+    for n, spec in model_cfg.heads.items():
+        if 'energy' in spec: out[n] = TargetNorm(0.0, out[spec['energy']].std)
     return out
 
 # %% ../../nbs/67a_train.setup.ipynb
