@@ -52,7 +52,8 @@ class Bins:
         return Bins(self.edges.to(device), self.centres.to(device))
     def to_dict(self) -> dict: return {'edges': self.edges.tolist(), 'centres': self.centres.tolist()}
     @classmethod
-    def from_dict(cls, d: dict) -> Bins: return cls(torch.tensor(d['edges']), torch.tensor(d['centres']))
+    def from_dict(cls, d: dict) -> Bins:
+        return cls(torch.tensor(d['edges'], dtype=torch.float64), torch.tensor(d['centres'], dtype=torch.float64))
 
 # %% ../../nbs/40_targets.binning.ipynb
 @dataclass
