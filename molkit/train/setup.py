@@ -4,14 +4,14 @@
 
 # %% ../../nbs/67a_train.setup.ipynb 3
 from __future__ import annotations
-import dataclasses, inspect, math, typing
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
-from ..keys import FIELDS, Z
+from ..keys import Z
 from ..models.base import Model, build_backbone, batch_vector
 from ..models.heads import HEADS
 import molkit.models.schnet  # registers 'schnet'
@@ -19,11 +19,12 @@ from .losses import LossSpec, is_atom_level
 from .amp import PrecisionConfig
 from .config import from_dict, load_yaml, save_yaml, to_dict
 from ..data.stats import N_ELEMENTS, compute_stats
+from .schedules import LRBlock, ScheduleCfg, adamw_param_groups
 
 # %% auto 0
-__all__ = ['DATASETS', 'SCHEDULES', 'DataConfig', 'ModelConfig', 'OptimConfig', 'ScheduleConfig', 'EMAConfig', 'TrainConfig',
-           'ExperimentConfig', 'load_config', 'load_dataset', 'Subset', 'split_indices', 'build_splits', 'TargetNorm',
-           'fit_normalizers', 'build_head', 'build_model', 'param_groups', 'build_optimizer', 'lr_factor']
+__all__ = ['DATASETS', 'DataConfig', 'ModelConfig', 'OptimConfig', 'EMAConfig', 'TrainConfig', 'ExperimentConfig', 'load_config',
+           'load_dataset', 'Subset', 'split_indices', 'build_splits', 'TargetNorm', 'fit_normalizers', 'build_head',
+           'build_model', 'lr_blocks', 'build_optimizer']
 
 # %% ../../nbs/67a_train.setup.ipynb
 @dataclass
@@ -51,25 +52,16 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    "AdamW, parameter-group lr scales, clipping and gradient accumulation."
+    "AdamW, parameter-name lr scales, clipping and gradient accumulation."
     lr: float = 5e-4
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # decoupled; never on biases, norms, embeddings (`molkit.train.schedules`)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
     amsgrad: bool = False
-    no_decay: list[str] = field(default_factory=lambda: ['bias', 'embedding', 'norm'])  # names excluded from weight decay
-    lr_scales: dict = field(default_factory=dict)  # parameter-name prefix -> lr multiplier, e.g. {'backbone': 0.1}
-    clip_grad_norm: float | None = 10.0
-    clip_grad_value: float | None = None
+    lr_scales: dict[str, float] = field(default_factory=dict)  # parameter-name prefix -> lr multiplier, e.g. {'backbone': 0.1}
+    clip_grad_norm: float | None = 10.0  # max global gradient norm (None: off)
+    clip_grad_value: float | None = None  # max absolute gradient (None: off)
     grad_accum: int = 1  # micro-batches per optimiser step
-
-@dataclass
-class ScheduleConfig:
-    "Learning-rate multiplier as a function of the step."
-    name: str = 'cosine'  # key of `SCHEDULES`: constant | cosine | linear
-    warmup_steps: int = 0
-    warmup_factor: float = 0.2  # lr multiplier at step 0 of the warm-up
-    min_factor: float = 0.1  # final lr multiplier (cosine, linear)
 
 @dataclass
 class EMAConfig:
@@ -95,7 +87,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: list[LossSpec] = field(default_factory=lambda: [LossSpec('U0')])
     optim: OptimConfig = field(default_factory=OptimConfig)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    schedule: ScheduleCfg = field(default_factory=lambda: ScheduleCfg(total_steps=0))  # total_steps 0: = max_steps
     ema: EMAConfig = field(default_factory=EMAConfig)
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -226,39 +218,15 @@ def build_model(cfg: ModelConfig) -> Model:
     return Model(backbone, {k: heads[k] for k in cfg.heads})
 
 # %% ../../nbs/67a_train.setup.ipynb
-def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
-    "AdamW parameter groups with per-prefix lr scales and weight-decay exclusions."
-    groups: dict[tuple, dict] = {}
+def lr_blocks(model: nn.Module, lr_scales: dict[str, float]) -> list[LRBlock]:
+    "One `LRBlock` per `lr_scales` prefix, holding the parameters whose longest matching prefix it is."
+    blocks = {k: LRBlock(k, [], float(v)) for k, v in lr_scales.items()}
     for name, p in model.named_parameters():
-        if not p.requires_grad: continue
-        prefixes = [k for k in cfg.lr_scales if name.startswith(k)]
-        scale = float(cfg.lr_scales[max(prefixes, key=len)]) if prefixes else 1.0
-        decay = not any(k in name for k in cfg.no_decay)
-        g = groups.setdefault((scale, decay), {'params': [], 'lr': cfg.lr * scale, 'lr_scale': scale,
-                                               'weight_decay': cfg.weight_decay if decay else 0.0})
-        g['params'].append(p)
-    return list(groups.values())
+        hits = [k for k in lr_scales if name.startswith(k)]
+        if hits: blocks[max(hits, key=len)].params.append(p)
+    return [b for b in blocks.values() if b.params]
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
-    "AdamW over `param_groups`."
-    return torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, amsgrad=cfg.amsgrad)
-
-def _warm(step: int, cfg: ScheduleConfig) -> float | None:
-    "Linear warm-up factor, None after the warm-up."
-    if step >= cfg.warmup_steps: return None
-    return cfg.warmup_factor + (1 - cfg.warmup_factor) * step / cfg.warmup_steps
-
-def _progress(step: int, total: int, cfg: ScheduleConfig) -> float:
-    return min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
-
-SCHEDULES: dict[str, Callable[[int, int, ScheduleConfig], float]] = {
-    'constant': lambda s, t, c: 1.0,
-    'cosine': lambda s, t, c: c.min_factor + (1 - c.min_factor) * 0.5 * (1 + math.cos(math.pi * _progress(s, t, c))),
-    'linear': lambda s, t, c: 1.0 - (1 - c.min_factor) * _progress(s, t, c),
-}
-
-def lr_factor(step: int, total: int, cfg: ScheduleConfig) -> float:
-    "Learning-rate multiplier at `step` of `total` steps: warm-up, then the named decay."
-    if cfg.name not in SCHEDULES: raise KeyError(f"unknown schedule {cfg.name!r}; one of {sorted(SCHEDULES)}")
-    w = _warm(step, cfg)
-    return w if w is not None else SCHEDULES[cfg.name](step, total, cfg)
+    "AdamW over `adamw_param_groups` with the configured lr scales."
+    groups = adamw_param_groups(model, cfg.lr, cfg.weight_decay, lr_blocks(model, cfg.lr_scales))
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, amsgrad=cfg.amsgrad)
