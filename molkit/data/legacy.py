@@ -121,7 +121,7 @@ def _file_length(file: Path, max_readers: int) -> int:
     if raw is None: return entries
     try: n = _IntOnly(io.BytesIO(raw)).load()
     except Exception as e: raise LMDBError(f"{file}: unreadable 'length' key ({e})") from None
-    if not isinstance(n, int) or not 0 <= n < entries: raise LMDBError(f"{file}: bad 'length' key {n!r} ({entries} entries)")
+    if not isinstance(n, int) or n < 0: raise LMDBError(f"{file}: bad 'length' key {n!r} ({entries} entries)")
     return n
 
 def _legacy_files(path: Path) -> list[Path]:
@@ -184,7 +184,7 @@ class LegacyLMDBDataset(torch.utils.data.Dataset):
         k = bisect.bisect_right(self._starts, i) - 1
         where = f"{self.files[k]}, index {i}"
         with self._env(k).begin() as txn: raw = txn.get(f"{i - self._starts[k]}".encode('ascii'))
-        if raw is None: raise LMDBError(f"{where}: key {i - self._starts[k]!r} is missing")
+        if raw is None: raise LMDBError(f"{where}: record key {i - self._starts[k]} is missing")
         try: obj = pickle.loads(raw)
         except Exception as e: raise LMDBError(f"{where}: corrupt or truncated record ({type(e).__name__}: {e})") from None
         return legacy_to_data(_stored_fields(obj, where), where, self.key_mapping, self.keep_edges)
