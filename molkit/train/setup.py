@@ -19,12 +19,13 @@ from .losses import LossSpec, is_atom_level
 from .amp import PrecisionConfig
 from .config import from_dict, load_yaml, save_yaml, to_dict
 from ..data.stats import N_ELEMENTS, compute_stats
+from ..data.splits import random_split
 from .schedules import LRBlock, ScheduleCfg, adamw_param_groups
 
 # %% auto 0
 __all__ = ['DATASETS', 'DataConfig', 'ModelConfig', 'OptimConfig', 'EMAConfig', 'TrainConfig', 'ExperimentConfig', 'load_config',
-           'load_dataset', 'Subset', 'split_indices', 'build_splits', 'TargetNorm', 'fit_normalizers', 'build_head',
-           'build_model', 'lr_blocks', 'build_optimizer']
+           'load_dataset', 'Subset', 'build_splits', 'TargetNorm', 'fit_normalizers', 'build_head', 'build_model',
+           'lr_blocks', 'build_optimizer']
 
 # %% ../../nbs/67a_train.setup.ipynb
 @dataclass
@@ -32,9 +33,9 @@ class DataConfig:
     "Where the structures come from and how they are split and batched."
     dataset: str = 'qm9_subset'  # key of `DATASETS` or a molkit LMDB directory
     val_dataset: str | None = None  # separate validation LMDB; None = split `dataset`
-    limit: int | None = None  # use only the first `limit` structures of a seeded permutation
-    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train/val/test fractions (or counts if > 1)
-    split_seed: int = 0  # seed of the split permutation
+    limit: int | None = None  # use only the first `limit` structures of the dataset
+    split: dict[str, int | float | None] = field(default_factory=lambda: {'train': 0.8, 'val': 0.1, 'test': 0.1})  # counts, fractions or None (the rest)
+    split_seed: int = 0  # seed of `molkit.data.splits.random_split`
     batch_size: int = 32  # structures per rank per step
     eval_batch_size: int = 64  # structures per rank for evaluation
     balance: bool = True  # atom-balanced batches across ranks
@@ -65,8 +66,9 @@ class OptimConfig:
 
 @dataclass
 class EMAConfig:
-    "Exponential moving average of the weights, used for evaluation, prediction and checkpoints' `ema`."
+    "Exponential moving average of the weights (`molkit.train.ema`), used for evaluation and prediction."
     decay: float = 0.0  # 0 disables EMA
+    warmup: bool = False  # decay min(d, (1 + n) / (10 + n)) at update n
 
 @dataclass
 class TrainConfig:
@@ -77,6 +79,7 @@ class TrainConfig:
     log_every: int = 10  # steps between step-log lines
     checkpoint_every: int = 100  # steps between checkpoints (0: only at the end)
     keep_checkpoints: int = 3  # newest checkpoints kept (0 = all)
+    eval_at_start: bool = False  # also validate before the first step
     progress: bool = True  # tqdm bar on rank 0
     device: str | None = None  # None: cuda if available (LOCAL_RANK), else cpu
 
@@ -128,20 +131,11 @@ class Subset(torch.utils.data.Dataset):
     def __len__(self) -> int: return len(self.indices)
     def __getitem__(self, i: int) -> Data: return self.ds[self.indices[i]]
 
-def split_indices(n: int, split: Sequence[float], seed: int, limit: int | None = None) -> list[list[int]]:
-    "Seeded random split of `range(n)` (first `limit` of the permutation) by fractions or counts."
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()[:limit or n]
-    m = len(perm)
-    counts = [int(round(s * m)) if s <= 1 else int(s) for s in split]
-    if sum(counts) > m: raise ValueError(f"split {list(split)} asks for {sum(counts)} structures, only {m} available")
-    starts = [sum(counts[:i]) for i in range(len(counts))]
-    return [perm[s:s + c] for s, c in zip(starts, counts)]
-
 def build_splits(cfg: DataConfig) -> dict[str, Subset]:
     "train/val/test subsets of the configured dataset(s)."
     ds = load_dataset(cfg.dataset)
-    parts = split_indices(len(ds), cfg.split, cfg.split_seed, cfg.limit)
-    out = dict(zip(['train', 'val', 'test'], [Subset(ds, p) for p in parts]))
+    n = len(ds) if cfg.limit is None else min(cfg.limit, len(ds))
+    out = {k: Subset(ds, v) for k, v in random_split(n, dict(cfg.split), cfg.split_seed).items()}
     if cfg.val_dataset is not None:
         v = load_dataset(cfg.val_dataset); out['val'] = Subset(v, range(len(v)))
     return out
