@@ -97,3 +97,31 @@ def test_errors():
     with pytest.raises(ValueError, match='sigma must be > 0'): TargetConfig(sigma=0.)
     with pytest.raises(ValueError, match='M >= 1'): ExpertHead([], DistHeadConfig(in_dim=4))
     with pytest.raises(ValueError, match='num_heads'): offset_bins(Bins(torch.linspace(0, 1, 5)), 0)
+
+def test_heads_on_a_schnet_model():
+    "Distribution and expert heads plug into `molkit.models.base.Model` on a tiny SchNet, energies and forces."
+    from molkit.models.base import Model, build_backbone
+    import molkit.models.schnet  # registers 'schnet'
+    g = torch.Generator().manual_seed(0)
+    graphs = [Data(z=torch.randint(1, 9, (n,), generator=g), pos=2 * torch.rand(n, 3, generator=g),
+                   energy=torch.randn(1, generator=g, dtype=torch.float64), forces=torch.randn(n, 3, generator=g))
+              for n in (3, 5, 4)]
+    data = Batch.from_data_list(graphs)
+    bins = Bins(torch.linspace(-4, 4, 33))
+    H = 16
+    model = Model(build_backbone('schnet', hidden_dim=H, num_filters=H, num_interactions=2, num_gaussians=8, cutoff=4.0),
+                  {'energy': DistHead(bins, DistHeadConfig(in_dim=H, hidden_dim=H)),
+                   'forces': DistHead(bins, DistHeadConfig(in_dim=H, hidden_dim=H, level='atom', components=3)),
+                   'energy_experts': ExpertHead(offset_bins(bins, 2), DistHeadConfig(in_dim=H, hidden_dim=H), 'gate')})
+    for h in model.heads.values(): torch.nn.init.normal_(h.readout.net[-1].weight, std=0.1)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = model(data)
+    assert out['energy'].shape == (3, 32) and out['forces'].shape == (12, 3, 32) and out['energy_experts'].shape == (3, 2, 32)
+    assert all(v.dtype == torch.float32 for v in out.values())
+    y = data.energy.float()
+    loss = (soft_target_loss(out['energy'], y, bins)[0] + soft_target_loss(out['forces'], data.forces, bins)[0]
+            + expert_loss(out['energy_experts'], y, model.heads['energy_experts'].bins)[0])
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert len(grads) > 0 and all(torch.isfinite(gr).all() for gr in grads)
+    assert model.backbone.embedding.weight.grad.abs().sum() > 0  # the loss reaches the trunk

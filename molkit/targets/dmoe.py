@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from typing import Callable
 import torch
 from torch import Tensor, nn
-from torch_geometric.utils import scatter
+from ..models.base import Head, batch_vector, num_graphs
+from ..nn.layers import mlp, scatter_reduce
 from .binning import Bins, decode, soft_targets, expected_value
 from .losses import LossConfig, soft_target_loss
 
 # %% auto 0
-__all__ = ['COMBINES', 'DistHeadConfig', 'mlp', 'graph_index', 'Readout', 'DistHead', 'offset_bins', 'ExpertHead',
-           'expert_weights', 'common_grid', 'overlap', 'mixture_on_grid', 'expert_predict', 'expert_loss']
+__all__ = ['COMBINES', 'DistHeadConfig', 'Readout', 'DistHead', 'offset_bins', 'ExpertHead', 'expert_weights', 'common_grid',
+           'overlap', 'mixture_on_grid', 'expert_predict', 'expert_loss']
 
 # %% ../../nbs/42_targets.dmoe.ipynb
 @dataclass
@@ -26,6 +27,7 @@ class DistHeadConfig:
     level: str = 'graph'  # 'graph': one histogram per graph; 'atom': one per atom
     readout: str = 'atom_logits'  # graph level: 'atom_logits' (MLP per atom, pool logits) or 'pooled_features'
     pool: str = 'sum'  # 'sum' or 'mean' over the atoms of a graph
+    act: str = 'silu'  # activation, key of `molkit.nn.layers.ACTIVATIONS`
     components: int = 1  # histograms per element: 1 for a scalar, 3 for a force (one per Cartesian component)
     feature_key: str = 'node'  # which backbone features to read
 
@@ -36,32 +38,17 @@ class DistHeadConfig:
         if self.num_layers < 1 or self.components < 1: raise ValueError("num_layers and components must be >= 1")
 
 # %% ../../nbs/42_targets.dmoe.ipynb
-def mlp(in_dim: int, hidden_dim: int, out_dim: int, num_layers: int) -> nn.Sequential:
-    "Linear/SiLU stack with `num_layers` linear layers; the last one starts at zero."
-    dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
-    layers = []
-    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
-        layers += [nn.Linear(a, b)] + ([nn.SiLU()] if i < num_layers - 1 else [])
-    nn.init.zeros_(layers[-1].weight); nn.init.zeros_(layers[-1].bias)
-    return nn.Sequential(*layers)
-
-def graph_index(data, n_atoms: int, device) -> tuple[Tensor, int]:
-    "The batch vector and number of graphs of `data` (one graph when it has no `batch`)."
-    b = getattr(data, 'batch', None)
-    if b is None: return torch.zeros(n_atoms, dtype=torch.long, device=device), 1
-    return b, int(getattr(data, 'num_graphs', None) or int(b.max()) + 1)
-
 class Readout(nn.Module):
     "Node features -> [n_graphs or n_atoms, n_out] float32 outputs, following a `DistHeadConfig`."
     def __init__(self, cfg: DistHeadConfig, n_out: int):
         super().__init__()
         self.cfg = cfg
-        self.net = mlp(cfg.in_dim, cfg.hidden_dim, n_out, cfg.num_layers)
+        self.net = mlp([cfg.in_dim] + [cfg.hidden_dim] * (cfg.num_layers - 1) + [n_out], act=cfg.act)
+        nn.init.zeros_(self.net[-1].weight)  # a fresh head predicts the uniform histogram
 
     def pool(self, x: Tensor, data) -> Tensor:
         "Pool per-atom rows over the atoms of each graph."
-        b, n = graph_index(data, x.shape[0], x.device)
-        return scatter(x, b, dim=0, dim_size=n, reduce=self.cfg.pool)
+        return scatter_reduce(x, batch_vector(data), num_graphs(data), self.cfg.pool)
 
     def forward(self, feats: dict[str, Tensor], data) -> Tensor:
         with torch.autocast(device_type=feats[self.cfg.feature_key].device.type, enabled=False):
@@ -71,7 +58,7 @@ class Readout(nn.Module):
             return self.net(self.pool(x, data))
 
 # %% ../../nbs/42_targets.dmoe.ipynb
-class DistHead(nn.Module):
+class DistHead(Head):
     "Distribution head: logits [N, K] (or [N, C, K] for C components) over the bins, N = graphs or atoms."
     def __init__(self, bins: Bins,  # the bins, stored as buffers
                  cfg: DistHeadConfig = DistHeadConfig()):
@@ -111,7 +98,7 @@ def offset_bins(bins: Bins,  # the base bins (head 0)
 # %% ../../nbs/42_targets.dmoe.ipynb
 COMBINES = ('mean', 'mixture', 'gate')
 
-class ExpertHead(nn.Module):
+class ExpertHead(Head):
     "M distribution heads with their own bins: joint log-probs [N, M, K] (or [N, C, M, K])."
     def __init__(self, bins: list[Bins],  # one bin set per expert, all with the same K
                  cfg: DistHeadConfig = DistHeadConfig(),
