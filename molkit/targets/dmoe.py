@@ -6,16 +6,17 @@
 from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
+from fastcore.basics import patch
 import torch
 from torch import Tensor, nn
 from ..models.base import Head, batch_vector, num_graphs
 from ..nn.layers import mlp, scatter_reduce
-from .binning import Bins, decode, soft_targets, expected_value
+from .binning import Bins, BinsConfig, TargetConfig, make_bins, decode, soft_targets, expected_value
 from .losses import LossConfig, soft_target_loss
 
 # %% auto 0
 __all__ = ['COMBINES', 'DistHeadConfig', 'Readout', 'DistHead', 'offset_bins', 'ExpertHead', 'expert_weights', 'common_grid',
-           'overlap', 'mixture_on_grid', 'expert_predict', 'expert_loss']
+           'overlap', 'mixture_on_grid', 'expert_predict', 'expert_loss', 'build_dist_head']
 
 # %% ../../nbs/42_targets.dmoe.ipynb
 @dataclass
@@ -80,6 +81,11 @@ class DistHead(Head):
     def predict(self, logits: Tensor, how: str = 'mean') -> Tensor:
         "Point prediction (mean, median or mode) from this head's logits."
         return decode(torch.softmax(logits.float(), -1), self.bins, how)
+
+    def loss(self, logits: Tensor, y: Tensor, cfg: LossConfig = LossConfig(),
+             mask: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        "`soft_target_loss` on this head's bins."
+        return soft_target_loss(logits, y, self.bins, cfg, mask)
 
 # %% ../../nbs/42_targets.dmoe.ipynb
 def offset_bins(bins: Bins,  # the base bins (head 0)
@@ -185,3 +191,28 @@ def expert_loss(out: Tensor,  # [..., M, K] expert joint log-probs
     loss = sum(w * terms[k] for k, w in cfg.weights().items())
     terms['clipped'] = per[0]['clipped']
     return loss, terms
+
+# %% ../../nbs/42_targets.dmoe.ipynb
+@patch
+def predict(self: ExpertHead, out: Tensor, how: str = 'mean') -> Tensor:
+    "Point prediction of the experts, combined as configured."
+    return expert_predict(out, self.bins, 'mean' if self.combine == 'mean' else 'mixture', how)
+
+@patch
+def loss(self: ExpertHead, out: Tensor, y: Tensor, cfg: LossConfig = LossConfig(),
+         mask: Tensor | None = None, l1_on: str = 'combined') -> tuple[Tensor, dict[str, Tensor]]:
+    "`expert_loss` on this head's bins."
+    return expert_loss(out, y, self.bins, cfg, l1_on, mask)
+
+# %% ../../nbs/42_targets.dmoe.ipynb
+def build_dist_head(y_train: Tensor,  # [N] or [N, C] normalised training labels
+                    head: DistHeadConfig,
+                    bins: BinsConfig = BinsConfig(),
+                    target: TargetConfig = TargetConfig(),  # σ for the support padding (use the loss's target)
+                    num_experts: int = 1,  # M; > 1 gives offset experts
+                    combine: str = 'mean',  # experts: 'mean', 'mixture' or 'gate'
+                   ) -> DistHead | ExpertHead:
+    "A distribution head, or M offset experts, with bins made from training labels."
+    b = make_bins(y_train, bins, target)
+    if num_experts == 1 and combine == 'mean': return DistHead(b, head)
+    return ExpertHead(offset_bins(b, num_experts), head, combine)
