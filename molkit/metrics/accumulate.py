@@ -74,7 +74,8 @@ def add_terms(self: MetricAccumulator,
 def compute(self: MetricAccumulator) -> dict[str, dict[str, float]]:
     "Metric values per group: total / count (NaN for an empty count), plus `<x>_rmse` for every `<x>_mse`."
     if not self.stats: return {}
-    vals = torch.stack([v.cpu() for v in self.stats.values()]).tolist()  # one host sync
+    dev = next(iter(self.stats.values())).device
+    vals = torch.stack([v.to(dev) for v in self.stats.values()]).cpu().tolist()  # one host sync
     out: dict[str, dict[str, float]] = {}
     for (key, name), (t, c) in zip(self.stats, vals):
         v = t / c if c > 0 else math.nan
