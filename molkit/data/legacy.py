@@ -33,7 +33,7 @@ def _stored_fields(obj, where: str) -> dict:
     return {k: v for k, v in obj.__dict__.items() if v is not None and not k.startswith('_')}
 
 # %% ../../nbs/12b_data.legacy.ipynb
-def _contract_value(name: str, v, n: int, where: str):
+def _contract_value(name: str, v, where: str):
     "Cast a stored value to the contract dtype and shape of `name` (known field) or to a tensor (number)."
     if name not in FIELDS:
         if isinstance(v, bool) or isinstance(v, (int, np.integer)): return torch.tensor([int(v)], dtype=torch.int64)
@@ -63,9 +63,8 @@ def legacy_to_data(stored: dict,  # stored fields of one legacy record
         if new in out: raise LMDBError(f"{where}: stored fields '{origin[new]}' and '{k}' both map to '{new}'; set key_mapping")
         out[new], origin[new] = v, k
     if Z not in out or POS not in out: raise LMDBError(f"{where}: record lacks atomic_numbers/z or pos (has {sorted(stored)})")
-    n = len(out[Z])
-    out = {k: _contract_value(k, v, n, where) for k, v in out.items()}
-    out.setdefault(NATOMS, torch.tensor([n]))
+    out = {k: _contract_value(k, v, where) for k, v in out.items()}
+    out.setdefault(NATOMS, torch.tensor([len(out[Z])]))
     if PBC not in out:
         periodic = CELL in out and bool(out[CELL].abs().sum() > 0)
         out[PBC] = torch.full((1, 3), periodic, dtype=torch.bool)
