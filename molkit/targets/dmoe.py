@@ -15,8 +15,8 @@ from .binning import Bins, BinsConfig, TargetConfig, make_bins, decode, soft_tar
 from .losses import LossConfig, soft_target_loss
 
 # %% auto 0
-__all__ = ['COMBINES', 'DistHeadConfig', 'Readout', 'DistHead', 'offset_bins', 'ExpertHead', 'expert_weights', 'common_grid',
-           'overlap', 'mixture_on_grid', 'expert_predict', 'expert_loss', 'build_dist_head']
+__all__ = ['COMBINES', 'DistHeadConfig', 'cached_bins', 'Readout', 'DistHead', 'offset_bins', 'ExpertHead', 'expert_weights',
+           'common_grid', 'overlap', 'mixture_on_grid', 'expert_predict', 'expert_loss', 'build_dist_head']
 
 # %% ../../nbs/42_targets.dmoe.ipynb
 @dataclass
@@ -39,6 +39,13 @@ class DistHeadConfig:
         if self.num_layers < 1 or self.components < 1: raise ValueError("num_layers and components must be >= 1")
 
 # %% ../../nbs/42_targets.dmoe.ipynb
+def cached_bins(module: nn.Module, build: Callable):
+    "`build()` cached on `module` until its `edges`/`centres` buffers move or change (avoids re-validating per step)."
+    key = tuple((t.device, t.data_ptr(), t._version) for t in (module.edges, module.centres))
+    cache = module.__dict__.get('_bins_cache')
+    if cache is None or cache[0] != key: module.__dict__['_bins_cache'] = cache = (key, build())
+    return cache[1]
+
 class Readout(nn.Module):
     "Node features -> [n_graphs or n_atoms, n_out] float32 outputs, following a `DistHeadConfig`."
     def __init__(self, cfg: DistHeadConfig, n_out: int):
@@ -70,7 +77,7 @@ class DistHead(Head):
         self.readout = Readout(cfg, cfg.components * bins.num_bins)
 
     @property
-    def bins(self) -> Bins: return Bins(self.edges, self.centres)
+    def bins(self) -> Bins: return cached_bins(self, lambda: Bins(self.edges, self.centres))
 
     def forward(self, feats: dict[str, Tensor],  # feats['node']: [n_atoms, F]
                 data,  # PyG Data/Batch with `batch` [n_atoms] (absent for one graph)
@@ -120,7 +127,8 @@ class ExpertHead(Head):
         self.gate = Readout(cfg, cfg.components * self.M) if combine == 'gate' else None
 
     @property
-    def bins(self) -> list[Bins]: return [Bins(e, c) for e, c in zip(self.edges, self.centres)]
+    def bins(self) -> list[Bins]:
+        return cached_bins(self, lambda: [Bins(e, c) for e, c in zip(self.edges, self.centres)])
 
     def forward(self, feats: dict[str, Tensor], data) -> Tensor:  # [N, (C,) M, K] joint log-probabilities
         C = self.cfg.components
