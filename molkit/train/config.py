@@ -14,11 +14,11 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 import yaml
 
 # %% auto 0
-__all__ = ['T', 'ConfigError', 'unknown_key_error', 'check_value', 'from_dict', 'to_dict', 'to_yaml', 'from_yaml', 'save_yaml',
+__all__ = ['ConfigError', 'unknown_key_error', 'check_value', 'from_dict', 'to_dict', 'to_yaml', 'from_yaml', 'save_yaml',
            'load_yaml', 'override']
 
 # %% ../../nbs/60_train.config.ipynb
-T = TypeVar('T')
+_T = TypeVar('_T')
 
 class ConfigError(ValueError):
     "A config value or key does not match its dataclass; the message names the dotted path."
@@ -102,10 +102,10 @@ def _required(f: dataclasses.Field) -> bool:
     "True when dataclass field `f` has no default."
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
-def from_dict(cls: type[T],  # a dataclass
+def from_dict(cls: type[_T],  # a dataclass
               d: Mapping[str, Any],  # plain data, e.g. from YAML
               path: str = '',  # dotted path of `d` (for messages)
-             ) -> T:
+             ) -> _T:
     "Build dataclass `cls` from a nested mapping, checking keys and types; missing keys take their defaults."
     where = path or cls.__name__
     if not isinstance(d, Mapping): raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {d!r}")
@@ -135,7 +135,7 @@ def to_yaml(obj: Any) -> str:
     "YAML text of a dataclass tree, keys in field order."
     return yaml.safe_dump(to_dict(obj), sort_keys=False)
 
-def from_yaml(cls: type[T], text: str) -> T:
+def from_yaml(cls: type[_T], text: str) -> _T:
     "Dataclass `cls` from YAML text (an empty document gives the defaults)."
     return from_dict(cls, yaml.safe_load(text) or {})
 
@@ -145,15 +145,15 @@ def save_yaml(obj: Any, path: str | Path) -> Path:
     path.write_text(to_yaml(obj))
     return path
 
-def load_yaml(cls: type[T], path: str | Path) -> T:
+def load_yaml(cls: type[_T], path: str | Path) -> _T:
     "Dataclass `cls` from the YAML file `path`; errors name the file."
     try: return from_yaml(cls, Path(path).read_text())
     except ConfigError as e: raise ConfigError(f"{path}: {e}") from None
 
 # %% ../../nbs/60_train.config.ipynb
-def override(cfg: T,  # a dataclass tree
+def override(cfg: _T,  # a dataclass tree
              overrides: Sequence[str],  # e.g. ['optim.lr=1e-3', 'model.hidden_dim=32']
-            ) -> T:
+            ) -> _T:
     "A copy of `cfg` with dotted-path overrides applied and the result type-checked."
     d = to_dict(cfg)
     for o in overrides:
