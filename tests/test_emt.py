@@ -13,7 +13,10 @@ from molkit.data.lmdb import LMDBDataset, decode_record
 def emt(tmp_path_factory):
     cfg = EMTConfig(n_systems=5, seed=11)
     out = tmp_path_factory.mktemp('emt')
-    return cfg, generate_emt(cfg, progress=False), write_emt_dataset(cfg, out, progress=False)
+    paths = write_emt_dataset(cfg, out, progress=False)
+    # plain reads first: molkit keeps its LMDB environments open per process, and LMDB allows one per file
+    plain = {k: _plain_records(paths[k]) for k in ('s2ef', 'is2re')}
+    return cfg, generate_emt(cfg, progress=False), paths, plain
 
 
 def _plain_records(path):
@@ -29,9 +32,9 @@ def _plain_records(path):
 
 
 def test_s2ef_round_trip(emt):
-    cfg, systems, paths = emt
+    cfg, systems, paths, plain = emt
     frames = [f for s in systems for f in s]
-    ds, plain = LMDBDataset(paths['s2ef']), _plain_records(paths['s2ef'])
+    ds, plain = LMDBDataset(paths['s2ef']), plain['s2ef']
     assert len(ds) == len(plain) == len(frames)
     for i in (0, len(frames) // 2, len(frames) - 1):
         a, (buf, t), g = frames[i], plain[i], ds[i]
@@ -46,8 +49,8 @@ def test_s2ef_round_trip(emt):
 
 
 def test_is2re_round_trip(emt):
-    cfg, systems, paths = emt
-    ds, plain = LMDBDataset(paths['is2re']), _plain_records(paths['is2re'])
+    cfg, systems, paths, plain = emt
+    ds, plain = LMDBDataset(paths['is2re']), plain['is2re']
     table = json.loads(paths['systems'].read_text())
     assert len(ds) == len(plain) == cfg.n_systems == len(table['systems'])
     assert table['config']['seed'] == 11
@@ -58,11 +61,13 @@ def test_is2re_round_trip(emt):
         np.testing.assert_array_equal(t['pos_relaxed'].numpy(), s[-1].positions.astype(np.float32))
         assert torch.equal(g.pos_relaxed, t['pos_relaxed']) and g.sid.item() == sid
         assert 'forces' not in t and 'energy' not in t
+        assert t['energy_relaxed'].item() - t['ads_energy_relaxed'].item() == pytest.approx(
+            t['energy_init'].item() - t['ads_energy_init'].item(), abs=1e-9)  # same slab + gas reference
         assert table['systems'][sid]['n_frames'] == len(s)
 
 
 def test_seeded(emt):
-    cfg, systems, _ = emt
+    cfg, systems, _, _ = emt
     again = generate_emt(EMTConfig(n_systems=2, seed=11), progress=False)
     for s, t in zip(systems, again):
         assert len(s) == len(t)

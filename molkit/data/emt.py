@@ -18,8 +18,9 @@ from tqdm.auto import tqdm
 from .readers.base import labelled_atoms
 
 # %% auto 0
-__all__ = ['FACETS', 'ADSORBATES', 'OPTIMIZERS', 'EMT_METALS', 'emt_lattice_constant', 'EMTConfig', 'build_system', 'relax',
-           'is2re_record', 'emt_system', 'generate_emt', 'write_emt_dataset']
+__all__ = ['FACETS', 'ADSORBATES', 'OPTIMIZERS', 'EMT_METALS', 'GAS_REFERENCES', 'emt_lattice_constant', 'EMTConfig',
+           'build_slab', 'build_system', 'relax', 'gas_reference', 'clean_slab_energy', 'is2re_record', 'emt_system',
+           'generate_emt', 'write_emt_dataset']
 
 # %% ../../nbs/14_data.emt.ipynb
 FACETS: dict[str, tuple] = {'111': (fcc111, ('ontop', 'bridge', 'fcc', 'hcp')),
@@ -72,24 +73,31 @@ class EMTConfig:
         if not 0 < self.n_fixed_layers < self.size[2]: raise ValueError(f"EMTConfig.n_fixed_layers must be in 1..{self.size[2] - 1}")
 
 # %% ../../nbs/14_data.emt.ipynb
-def build_system(cfg: EMTConfig, metal: str, facet: str, adsorbate: str, site: str,
-                 rng: np.random.Generator, # draws the adsorbate offset and the slab rattle
-                ) -> Atoms:
-    "Slab + adsorbate with OC20 tags (0 sub-surface, 1 surface, 2 adsorbate), bottom layers fixed, EMT attached."
-    make, sites = FACETS[facet]
-    if site not in sites: raise ValueError(f"site {site!r} is not on fcc({facet}); sites: {sites}")
-    slab = make(metal, size=cfg.size, a=emt_lattice_constant(metal), vacuum=cfg.vacuum)
+def build_slab(cfg: EMTConfig, metal: str, facet: str,
+               rng: np.random.Generator | None = None, # draws the rattle of the free atoms; None: no rattle
+              ) -> Atoms:
+    "Clean slab with OC20 tags (0 sub-surface, 1 surface), the bottom `n_fixed_layers` fixed, EMT attached."
+    slab = FACETS[facet][0](metal, size=cfg.size, a=emt_lattice_constant(metal), vacuum=cfg.vacuum)
     layer = slab.get_tags().copy()  # 1 = top ... n = bottom
     free = layer <= cfg.size[2] - cfg.n_fixed_layers
-    slab.positions[free] += rng.normal(0, cfg.rattle, (free.sum(), 3))
-    dx, dy, dz = rng.uniform(-cfg.jitter, cfg.jitter, 3)
-    add_adsorbate(slab, ADSORBATES[adsorbate].copy(), cfg.height + dz, site, offset=(1, 1), mol_index=0)
-    slab.positions[len(layer):, :2] += (dx, dy)
-    n_ads = len(slab) - len(layer)
-    slab.set_tags(np.concatenate([np.where(layer == 1, 1, 0), np.full(n_ads, 2)]))
+    if rng is not None: slab.positions[free] += rng.normal(0, cfg.rattle, (free.sum(), 3))
+    slab.set_tags(np.where(layer == 1, 1, 0))
     slab.set_constraint(FixAtoms(indices=np.flatnonzero(~free)))
-    slab.info.update(metal=metal, facet=facet, adsorbate=adsorbate, site=site)
     slab.calc = EMT()
+    return slab
+
+def build_system(cfg: EMTConfig, metal: str, facet: str, adsorbate: str, site: str,
+                 rng: np.random.Generator, # draws the slab rattle and the adsorbate offset
+                ) -> Atoms:
+    "Slab + adsorbate with OC20 tags (0 sub-surface, 1 surface, 2 adsorbate), bottom layers fixed, EMT attached."
+    if site not in FACETS[facet][1]: raise ValueError(f"site {site!r} is not on fcc({facet}); sites: {FACETS[facet][1]}")
+    slab = build_slab(cfg, metal, facet, rng)
+    n_slab, tags, dx, dy, dz = len(slab), slab.get_tags(), *rng.uniform(-cfg.jitter, cfg.jitter, 3)
+    add_adsorbate(slab, ADSORBATES[adsorbate].copy(), cfg.height + dz, site, offset=(1, 1), mol_index=0)
+    slab.positions[n_slab:, :2] += (dx, dy)
+    slab.set_tags(np.concatenate([tags, np.full(len(slab) - n_slab, 2)]))
+    slab.info.pop('adsorbate_info', None)  # ASE's site table; not a label
+    slab.info.update(metal=metal, facet=facet, adsorbate=adsorbate, site=site)
     return slab
 
 # %% ../../nbs/14_data.emt.ipynb
@@ -109,12 +117,40 @@ def relax(atoms: Atoms, cfg: EMTConfig, sid: int) -> tuple[list[Atoms], bool]:
     return frames, bool(converged)
 
 # %% ../../nbs/14_data.emt.ipynb
+GAS_REFERENCES: dict[str, dict[str, float]] = {  # element -> {molecule: coefficient}
+    'H': {'H2': 0.5}, 'O': {'H2O': 1.0, 'H2': -1.0}, 'C': {'CO': 1.0, 'H2O': -1.0, 'H2': 1.0}, 'N': {'N2': 0.5}}
+
+@lru_cache(maxsize=None)
+def _gas_energy(name: str) -> float:
+    from ase.build import molecule
+    m = molecule(name); m.calc = EMT()
+    BFGS(m, logfile=None).run(fmax=0.01, steps=200)
+    return float(m.get_potential_energy())
+
+def gas_reference(symbol: str) -> float: # eV per atom
+    "EMT reference energy of one adsorbate atom from relaxed gas molecules (OC20's scheme)."
+    return sum(c * _gas_energy(m) for m, c in GAS_REFERENCES[symbol].items())
+
+_SLAB_ENERGY: dict[tuple, float] = {}
+
+def clean_slab_energy(cfg: EMTConfig, metal: str, facet: str) -> float: # eV
+    "Relaxed EMT energy of the clean slab (cached per metal, facet and slab settings)."
+    key = (metal, facet, cfg.size, cfg.vacuum, cfg.n_fixed_layers, cfg.optimizer, cfg.fmax, cfg.max_steps)
+    if key not in _SLAB_ENERGY:
+        slab = build_slab(cfg, metal, facet)
+        OPTIMIZERS[cfg.optimizer](slab, logfile=None).run(fmax=cfg.fmax, steps=cfg.max_steps)
+        _SLAB_ENERGY[key] = float(slab.get_potential_energy())
+    return _SLAB_ENERGY[key]
+
+# %% ../../nbs/14_data.emt.ipynb
 def is2re_record(frames: list[Atoms]) -> Atoms:
-    "IS2RE/IS2RS record: the initial structure with `energy_init`, `energy_relaxed` and `pos_relaxed` (no calculator)."
+    "IS2RE/IS2RS record: the initial structure with total and adsorption energies, initial and relaxed, and `pos_relaxed`."
     first, last = frames[0], frames[-1]
     rec = labelled_atoms(first.numbers, first.positions, cell=first.cell.array, pbc=first.pbc,
-                         info={k: v for k, v in first.info.items() if k != 'fid'}, arrays={'pos_relaxed': last.positions})
+                         info={k: v for k, v in first.info.items() if k not in ('fid', 'ads_energy')},
+                         arrays={'pos_relaxed': last.positions})
     rec.info.update(energy_init=float(first.get_potential_energy()), energy_relaxed=float(last.get_potential_energy()),
+                    ads_energy_init=first.info['ads_energy'], ads_energy_relaxed=last.info['ads_energy'],
                     n_steps=len(frames) - 1, converged=last.info['converged'])
     rec.set_tags(first.get_tags()); rec.set_constraint(FixAtoms(indices=first.constraints[0].get_indices()))
     return rec
@@ -125,7 +161,8 @@ def emt_system(cfg: EMTConfig, sid: int) -> list[Atoms]:
     metal, facet, ads = (str(rng.choice(v)) for v in (cfg.metals, cfg.facets, cfg.adsorbates))
     site = str(rng.choice(FACETS[facet][1]))
     frames, ok = relax(build_system(cfg, metal, facet, ads, site, rng), cfg, sid)
-    for f in frames: f.info['converged'] = ok
+    e_ref = clean_slab_energy(cfg, metal, facet) + sum(gas_reference(s) for s in ADSORBATES[ads].get_chemical_symbols())
+    for f in frames: f.info.update(converged=ok, ads_energy=f.get_potential_energy() - e_ref)
     return frames
 
 def generate_emt(cfg: EMTConfig, progress: bool = True) -> list[list[Atoms]]:
