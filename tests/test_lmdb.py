@@ -256,3 +256,17 @@ def test_convert_extxyz_and_info(tmp_path):
     (tmp_path / "bad.xyz").write_text("3\n\nH 0 0\n")
     with pytest.raises(ValueError): convert(tmp_path / "bad.xyz", tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad").exists()
+
+
+def test_fuzzed_records_raise_lmdberror():
+    "Random truncations and byte flips either decode or raise LMDBError, never anything else."
+    from molkit.data.lmdb import decode_record
+    good = encode_record(contract_record(6, 3))
+    rng = np.random.default_rng(0)
+    for trial in range(400):
+        b = bytearray(good)
+        if trial % 4 == 0: b = b[:rng.integers(0, len(b))]
+        else:
+            for pos in rng.integers(0, min(len(b), 400), size=rng.integers(1, 4)): b[pos] = rng.integers(0, 256)
+        try: decode_record(bytes(b), "fuzz.lmdb", trial)
+        except LMDBError as e: assert f"fuzz.lmdb, index {trial}:" in str(e)

@@ -90,21 +90,27 @@ _ST_DTYPES = {'F64': torch.float64, 'F32': torch.float32, 'F16': torch.float16, 
 _PLANS: dict[bytes, tuple] = {}
 _MAX_PLANS = 4096
 
+def _header_items(header: bytes, where: str) -> tuple[list, str | None]:
+    "Decode a safetensors header: ([(name, dtype, start, end, shape)] by offset, JSON metadata string or None)."
+    try:
+        h = json.loads(header)
+        meta = h.pop('__metadata__', None)
+        meta = meta.get('json') if meta else None
+        if meta is not None: json.loads(meta)
+        items = [(k, _ST_DTYPES.get(v['dtype']), *map(int, v['data_offsets']), tuple(map(int, v['shape'])))
+                 for k, v in h.items()]
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise LMDBError(f"{where}: corrupt record header ({type(e).__name__}: {e})") from None
+    return sorted(items, key=lambda it: it[2]), meta
+
 def _parse_header(header: bytes, n_data: int, where: str) -> tuple:
     "Parse and check a safetensors header: (groups, json_meta, n_data); groups = [(dtype, start, end, names, sizes, shapes)]."
-    try: h = json.loads(header)
-    except (UnicodeDecodeError, ValueError) as e: raise LMDBError(f"{where}: corrupt record header ({e})") from None
-    if not isinstance(h, dict): raise LMDBError(f"{where}: corrupt record header (not a JSON object)")
-    meta = (h.pop('__metadata__', None) or {}).get('json')
-    try: items = sorted(h.items(), key=lambda kv: kv[1]['data_offsets'][0])
-    except (KeyError, TypeError, IndexError) as e: raise LMDBError(f"{where}: corrupt record header ({e!r})") from None
+    items, meta = _header_items(header, where)
     groups, fields, end = [], {}, 0
-    for name, info in items:
-        dtype = _ST_DTYPES.get(info.get('dtype'))
-        (s, e), shape = info['data_offsets'], tuple(info['shape'])
+    for name, dtype, s, e, shape in items:
         numel = int(np.prod(shape, dtype=np.int64))
-        if dtype is None or s != end or e - s != numel * dtype.itemsize:
-            raise LMDBError(f"{where}: corrupt record header (field '{name}': {info})")
+        if dtype is None or s != end or min(shape, default=0) < 0 or e - s != numel * dtype.itemsize:
+            raise LMDBError(f"{where}: corrupt record header (field '{name}')")
         end, fields[name] = e, (dtype, shape)
         if groups and groups[-1][0] == dtype: g = groups[-1]; g[2] = e; g[3].append(name); g[4].append(numel); g[5].append(shape)
         else: groups.append([dtype, s, e, [name], [numel], [shape]])
