@@ -111,7 +111,7 @@ class Run:
         self.prec = Precision(cfg.precision.mode, device, cfg.precision.max_consecutive_skips)
         d = cfg.data
         self.sampler = BalancedBatchSampler(splits['train'].natoms, d.batch_size, seed=cfg.seed, balance=d.balance)
-        if cfg.schedule.total_steps <= 0: cfg.schedule.total_steps = self.total_steps()  # resolved into the config
+        if cfg.schedule.total_steps <= 1: cfg.schedule.total_steps = self.total_steps()  # unset (ScheduleCfg default 1): the run length
         self.schedule = LRSchedule(cfg.schedule)
         self.step = self.epoch = self.batch_in_epoch = 0
         self.best: float | None = None

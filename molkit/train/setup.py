@@ -90,7 +90,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: list[LossSpec] = field(default_factory=lambda: [LossSpec('U0')])
     optim: OptimConfig = field(default_factory=OptimConfig)
-    schedule: ScheduleCfg = field(default_factory=lambda: ScheduleCfg(total_steps=0))  # total_steps 0: = max_steps
+    schedule: ScheduleCfg = field(default_factory=ScheduleCfg)  # total_steps <= 1: the run length (resolved by the loop)
     ema: EMAConfig = field(default_factory=EMAConfig)
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
