@@ -11,7 +11,7 @@ import numpy as np
 
 # %% auto 0
 __all__ = ['Sizes', 'PROTOCOLS', 'split_counts', 'random_split', 'protocol_split', 'ood_split', 'expand_split', 'save_split',
-           'load_split']
+           'load_split', 'write_ood_split']
 
 # %% ../../nbs/16_data.splits.ipynb
 Sizes = dict  # split name -> int (count), float (fraction of the records) or None (all that is left)
@@ -134,3 +134,20 @@ def load_split(root, # dataset directory (or the .json file itself)
         if np.intersect1d(seen, a).size: raise ValueError(f"{path}: split {k!r} overlaps an earlier split")
         out[k], seen = a, np.union1d(seen, a)
     return out
+
+# %% ../../nbs/16_data.splits.ipynb
+def write_ood_split(root, # directory written by `write_emt_dataset` (systems.json, s2ef/, is2re/)
+                    held_out: dict[str, Iterable[str]], # e.g. {'metal': ['Au']} or {'metal': [...], 'adsorbate': [...]}
+                    sizes: Sizes | None = None, # in-distribution split; default {'train': 0.9, 'val_id': 0.1}
+                    seed: int = 0, # seed of the in-distribution split
+                    name: str = 'ood', # file name under each dataset's splits/
+                   ) -> dict[str, Path]:
+    "OOD split of an EMT dataset's systems, saved per system (is2re) and per frame (s2ef)."
+    root = Path(root)
+    table = json.loads((root / 'systems.json').read_text())['systems']
+    if [t['sid'] for t in table] != list(range(len(table))): raise ValueError(f"{root / 'systems.json'}: expected sids 0..{len(table) - 1} in order")
+    split = ood_split({k: [t[k] for t in table] for k in held_out}, held_out, sizes, seed)
+    frame_sid = np.repeat(np.arange(len(table)), [t['n_frames'] for t in table])  # frames are written system by system
+    info = {'held_out': {k: sorted(v) for k, v in held_out.items()}, 'sizes': sizes, 'seed': seed}
+    return {'is2re': save_split(split, root / 'is2re', name, info, len(table)),
+            's2ef': save_split(expand_split(split, frame_sid), root / 's2ef', name, info, len(frame_sid))}
