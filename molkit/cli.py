@@ -139,3 +139,53 @@ def _data_convert(a: argparse.Namespace) -> int:
     out = write_lmdb(read_structures(a.reader, a.src, **_parse_options(a.option)), a.dst, progress=not a.quiet)
     print(f'wrote {out}')
     return 0
+
+# %% ../nbs/90_cli.ipynb
+@command('data stats', 'compute dataset statistics (linear references, mean/std, force RMS) into DATASET/stats.json',
+         arg('dataset', help='molkit LMDB directory'),
+         arg('--targets', nargs='+', default=['energy'], help='graph-level targets to summarise'),
+         arg('--linear-reference', nargs='*', default=['energy'], help='targets that get a per-element reference'),
+         arg('--quiet', action='store_true', help='no progress bar'))
+def _data_stats(a: argparse.Namespace) -> int:
+    "Run `molkit data stats`."
+    from molkit.data.lmdb import LMDBDataset
+    from molkit.data.stats import compute_stats
+    ds = LMDBDataset(a.dataset)
+    stats = compute_stats((ds[i] for i in range(len(ds))), targets=a.targets,
+                          linear_reference=a.linear_reference, progress=not a.quiet)
+    path = stats.save(a.dataset)
+    for t, ts in stats.targets.items(): print(f'{t}: mean {ts.mean:.6g} std {ts.std:.6g} (n={ts.n})')
+    if stats.force_rms is not None: print(f'force RMS: {stats.force_rms:.6g} eV/Å')
+    print(f'wrote {path}')
+    return 0
+
+# %% ../nbs/90_cli.ipynb
+def _parse_sizes(items: list[str]) -> dict:
+    "`['train=0.8', 'val=100', 'test=rest']` -> {'train': 0.8, 'val': 100, 'test': None}."
+    out = {}
+    for it in items:
+        k, _, v = it.partition('=')
+        if not k or not v: raise ValueError(f"split size {it!r} is not of the form name=count|fraction|rest")
+        out[k] = None if v == 'rest' else (float(v) if '.' in v or 'e' in v else int(v))
+    return out
+
+# %% ../nbs/90_cli.ipynb
+@command('data split', 'write a seeded split of a dataset to DATASET/splits/NAME.json',
+         arg('dataset', help='molkit LMDB directory'),
+         arg('--sizes', nargs='+', metavar='NAME=SIZE', help='e.g. train=0.8 val=0.1 test=rest (counts, fractions or rest)'),
+         arg('--protocol', help='a named protocol instead of --sizes (e.g. rmd17: 950 train / 50 val / rest test)'),
+         arg('--seed', type=int, default=None, help='permutation seed (default 0, or the protocol\'s)'),
+         arg('--name', default=None, help='split name (default: the protocol or "random")'))
+def _data_split(a: argparse.Namespace) -> int:
+    "Run `molkit data split`."
+    from molkit.data.lmdb import LMDBDataset
+    from molkit.data.splits import random_split, protocol_split, save_split
+    if bool(a.sizes) == bool(a.protocol): raise ValueError('give exactly one of --sizes and --protocol')
+    n = len(LMDBDataset(a.dataset))
+    if a.protocol: split, info = protocol_split(a.protocol, n, seed=a.seed), {'protocol': a.protocol, 'seed': a.seed}
+    else:
+        sizes, seed = _parse_sizes(a.sizes), 0 if a.seed is None else a.seed
+        split, info = random_split(n, sizes, seed=seed), {'sizes': sizes, 'seed': seed}
+    path = save_split(split, a.dataset, a.name or a.protocol or 'random', info=info, n_records=n)
+    print(', '.join(f'{k}: {len(v)}' for k, v in split.items()), f'-> {path}')
+    return 0
