@@ -19,10 +19,11 @@ from molkit.data.lmdb import LMDBDataset, decode_record, encode_record, write_lm
 from molkit.data.legacy import LegacyLMDBDataset, legacy_to_data, write_legacy_lmdb
 
 
-def oc20_like(n: int, seed: int) -> Data:
-    "A fairchem-v1-style S2EF record with n atoms."
+def oc20_like(n: int, seed: int, strings: bool = False) -> Data:
+    "A fairchem-v1-style S2EF record with n atoms (optionally with a distinct name and a list, non-tensor fields)."
     g = torch.Generator().manual_seed(seed)
-    return Data(pos=torch.randn(n, 3, generator=g) * 5, atomic_numbers=torch.randint(1, 84, (n,), generator=g).float(),
+    extra = {'name': f"config_{seed}", 'calc_keys': ['energy', 'forces']} if strings else {}
+    return Data(**extra, pos=torch.randn(n, 3, generator=g) * 5, atomic_numbers=torch.randint(1, 84, (n,), generator=g).float(),
                 cell=torch.eye(3).reshape(1, 3, 3) * 12, natoms=n, tags=torch.randint(0, 3, (n,), generator=g),
                 fixed=(torch.rand(n, generator=g) < 0.4).float(), y=float(torch.randn(1, generator=g)),
                 force=torch.randn(n, 3, generator=g), sid=torch.LongTensor([seed]), fid=torch.LongTensor([seed % 50]))
@@ -38,16 +39,16 @@ def median_us(fn, items, repeats: int, seed: int = 0) -> float:
     return float(np.median(ts) * 1e6)
 
 
-def run(sizes: list, repeats: int, root: Path) -> dict:
-    root.mkdir(parents=True)
+def run(sizes: list, repeats: int, root: Path, strings: bool = False) -> dict:
     "All four timings for one set of record sizes."
-    recs = [oc20_like(n, s) for s, n in enumerate(sizes)]
+    root.mkdir(parents=True)
+    recs = [oc20_like(n, s, strings) for s, n in enumerate(sizes)]
     legacy_bytes = [pickle.dumps(r, protocol=-1) for r in recs]
     ours = [legacy_to_data(r.to_dict()) for r in recs]
     our_bytes = [encode_record(d) for d in ours]
     for lb, ob in zip(legacy_bytes[:3], our_bytes[:3]):  # same content on both sides
         a, b = legacy_to_data(pickle.loads(lb).to_dict()), decode_record(ob)
-        assert all(torch.equal(a[k], b[k]) for k in a.keys())
+        assert all(torch.equal(a[k], b[k]) if isinstance(a[k], torch.Tensor) else a[k] == b[k] for k in a.keys())
     for fn, items in ((pickle.loads, legacy_bytes), (decode_record, our_bytes)): [fn(x) for x in items]  # warm-up
     out = {'bytes_legacy': float(np.mean([len(b) for b in legacy_bytes])), 'bytes_molkit': float(np.mean([len(b) for b in our_bytes]))}
     out['decode_legacy'] = median_us(pickle.loads, legacy_bytes, repeats)
@@ -77,10 +78,12 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    cases = {'80-atom slabs': [80] * args.records,
-             'OC20-like sizes N(73,30) in 10..225': np.clip(rng.normal(73, 30, args.records), 10, 225).astype(int).tolist()}
+    cases = {'80-atom slabs': ([80] * args.records, False),
+             'OC20-like sizes N(73,30) in 10..225': (np.clip(rng.normal(73, 30, args.records), 10, 225).astype(int).tolist(), False),
+             '80-atom slabs + distinct name string and a list per record': ([80] * args.records, True)}
     with tempfile.TemporaryDirectory() as tmp:
-        res = {name: run(sizes, args.repeats, Path(tmp) / str(k)) for k, (name, sizes) in enumerate(cases.items())}
+        res = {name: run(sizes, args.repeats, Path(tmp) / str(k), strings)
+               for k, (name, (sizes, strings)) in enumerate(cases.items())}
     env = (f"{cpu_name()}, {os.cpu_count()} logical CPUs (shared), 1 thread; Python {platform.python_version()}, "
            f"torch {torch.__version__}, torch_geometric {torch_geometric.__version__}, safetensors {safetensors.__version__}, "
            f"lmdb {lmdb.__version__}, numpy {np.__version__}")

@@ -125,6 +125,16 @@ def _fast_data(mapping: dict) -> Data:
     d._store._mapping.update(mapping)
     return d
 
+_META_PREFIX, _DEC = b'{"__metadata__":', json.JSONDecoder()
+
+def _split_meta(header: bytes) -> tuple[bytes, str | None, bool]:
+    "(cache key, JSON metadata, split): the key leaves out a leading `__metadata__` so per-record strings share plans."
+    if not header.startswith(_META_PREFIX): return header, None, False
+    try:
+        m, end = _DEC.raw_decode(header.decode(), len(_META_PREFIX))  # metadata is ASCII: char index = byte index
+        return header[end:], m['json'], True
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError): return header, None, False
+
 def decode_record(buf: bytes,  # safetensors bytes from `encode_record`
                   source: str = '<bytes>', index: int = -1,  # where the bytes came from, for error messages
                   ) -> Data:
@@ -134,16 +144,19 @@ def decode_record(buf: bytes,  # safetensors bytes from `encode_record`
     hl = int.from_bytes(buf[:8], 'little')
     if 8 + hl > len(buf): raise LMDBError(f"{where}: truncated record (header of {hl} bytes, {len(buf)} bytes in all)")
     header = buf[8:8 + hl]
-    plan = _PLANS.get(header)
+    key, meta, split = _split_meta(header)
+    plan = _PLANS.get(key)
     if plan is None:
         plan = _parse_header(header, len(buf) - 8 - hl, where)
         if len(_PLANS) >= _MAX_PLANS: _PLANS.clear()
-        _PLANS[header] = plan
+        _PLANS[key] = plan
     elif len(buf) - 8 - hl != plan[2]:
         raise LMDBError(f"{where}: truncated or corrupt record ({len(buf) - 8 - hl} data bytes, header says {plan[2]})")
-    groups, meta, _ = plan
+    groups, meta = plan[0], meta if split else plan[1]
+    try: out = json.loads(meta) if meta else {}
+    except ValueError as e: raise LMDBError(f"{where}: corrupt record metadata ({e})") from None
+    if not isinstance(out, dict): raise LMDBError(f"{where}: corrupt record metadata (not a JSON object)")
     raw, off = bytearray(buf), 8 + hl  # one writable copy; the tensors below are views into it
-    out = json.loads(meta) if meta else {}
     for dtype, s, e, names, sizes, shapes in groups:
         if e == s: g = torch.empty(0, dtype=dtype)
         elif (off + s) % dtype.itemsize == 0: g = torch.frombuffer(raw, dtype=dtype, count=sum(sizes), offset=off + s)
