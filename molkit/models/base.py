@@ -43,7 +43,7 @@ class Backbone(nn.Module):
         self.cfg = dataclasses.replace(cfg if cfg is not None else self.Config(), **overrides)
 
     def graph(self, data: Data | Batch) -> dict[str, Tensor]:
-        "`edge_index` [2,E], `edge_vec` [E,3] Å and `edge_len` [E] Å: stored edges if present, else a radius graph."
+        "`edge_index` [2,E], `shifts` [E,3], `edge_vec` [E,3] Å, `edge_len` [E] Å: stored edges if present, else a radius graph."
         batch, cell = batch_vector(data), data.get(CELL)
         if data.get(EDGE_INDEX) is not None:
             edge_index = data.edge_index
@@ -52,8 +52,9 @@ class Backbone(nn.Module):
         else:
             edge_index, shifts = radius_graph(data.pos.detach(), self.cfg.cutoff, batch=batch, cell=cell,
                                               pbc=data.get(PBC), max_num_neighbors=self.cfg.max_num_neighbors)
-        edge_vec, edge_len = edge_vectors(data.pos, cell, edge_index, shifts.to(data.pos.dtype), batch=batch)
-        return {EDGE_INDEX: edge_index, 'edge_vec': edge_vec, 'edge_len': edge_len}
+        shifts = shifts.to(data.pos.dtype)
+        edge_vec, edge_len = edge_vectors(data.pos, cell, edge_index, shifts, batch=batch)
+        return {EDGE_INDEX: edge_index, SHIFTS: shifts, 'edge_vec': edge_vec, 'edge_len': edge_len}
 
 # %% ../../nbs/30_models.base.ipynb
 BACKBONES: dict[str, type[Backbone]] = {}

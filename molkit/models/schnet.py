@@ -8,9 +8,9 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
-from ..keys import EDGE_INDEX, Z
+from ..keys import EDGE_INDEX, SHIFTS, Z
 from ..nn.basis import GaussianRBF, CosineCutoff
-from ..nn.layers import ShiftedSoftplus, mlp, scatter_sum
+from ..nn.layers import ShiftedSoftplus, mlp, scatter_sum, undirected_pairs
 from .base import Backbone, BackboneConfig, Model, register_backbone
 from .heads import ScalarHead, GradientForceHead
 
@@ -65,11 +65,12 @@ class InteractionBlock(nn.Module):
         nn.init.xavier_uniform_(self.lin.weight); nn.init.zeros_(self.lin.bias)
 
     def forward(self, h: Tensor,  # [n, H]
-                rbf: Tensor,  # [E, G] Gaussian expansion of the edge lengths
-                envelope: Tensor,  # [E] cutoff envelope
+                rbf: Tensor,  # [P, G] Gaussian expansion of the pair distances
+                envelope: Tensor,  # [P] cutoff envelope of the pair distances
                 edge_index: Tensor,  # [2, E]
+                pair: Tensor,  # [E] int64 pair of each edge (`undirected_pairs`)
                 ) -> Tensor:  # [n, H] update to add to h
-        W = self.mlp(rbf) * envelope.unsqueeze(-1)
+        W = (self.mlp(rbf) * envelope.unsqueeze(-1)).index_select(0, pair)
         return self.lin(self.act(self.conv(h, W, edge_index)))
 
 # %% ../../nbs/33_models.schnet.ipynb
@@ -87,9 +88,11 @@ class SchNet(Backbone):
 
     def forward(self, data: Data | Batch) -> dict[str, Tensor]:
         g = self.graph(data)
-        rbf, env = self.distance_expansion(g['edge_len']), self.envelope(g['edge_len'])
+        rep, pair = undirected_pairs(g[EDGE_INDEX], g[SHIFTS], data[Z].shape[0])
+        d = g['edge_len'].index_select(0, rep)  # [P] one distance per atom pair
+        rbf, env = self.distance_expansion(d), self.envelope(d)
         h = self.embedding(data[Z])
-        for block in self.interactions: h = h + block(h, rbf, env, g[EDGE_INDEX])
+        for block in self.interactions: h = h + block(h, rbf, env, g[EDGE_INDEX], pair)
         return {'node': h, **g}
 
 # %% ../../nbs/33_models.schnet.ipynb

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 # %% auto 0
-__all__ = ['ACTIVATIONS', 'ShiftedSoftplus', 'mlp', 'scatter_sum', 'scatter_reduce']
+__all__ = ['ACTIVATIONS', 'ShiftedSoftplus', 'mlp', 'scatter_sum', 'scatter_reduce', 'undirected_pairs']
 
 # %% ../../nbs/21_nn.layers.ipynb
 class ShiftedSoftplus(nn.Module):
@@ -57,3 +57,19 @@ def scatter_reduce(src: Tensor,  # [M, ...] values
     "Reduce rows of `src` into `dim_size` rows by `index`; empty rows give 0."
     if reduce == 'sum': return scatter_sum(src, index, dim_size)
     return scatter(src, index, dim=0, dim_size=dim_size, reduce=reduce)
+
+# %% ../../nbs/21_nn.layers.ipynb
+def undirected_pairs(edge_index: Tensor,  # [2, E] int64, row 0 = neighbour j, row 1 = centre i
+                     shifts: Tensor,  # [E, 3] integer lattice images of j (float or int)
+                     n_atoms: int,  # number of atoms (bounds the indices)
+                     ) -> tuple[Tensor, Tensor]:  # rep [P] one edge per pair, pair [E] pair index of each edge
+    "Group the directed edges (j→i, S) and (i→j, −S) of one atom pair: a representative edge per pair and each edge's pair."
+    j, i = edge_index
+    S = shifts.round().long() + 50
+    code = (S[:, 0] * 101 + S[:, 1]) * 101 + S[:, 2]  # in [0, 101³); the reverse shift has code 101³ - 1 - code
+    flip = (i > j) | ((i == j) & (2 * code > 101 ** 3 - 1))
+    a, b, code = torch.where(flip, j, i), torch.where(flip, i, j), torch.where(flip, 101 ** 3 - 1 - code, code)
+    uniq, pair = torch.unique((a * n_atoms + b) * 101 ** 3 + code, return_inverse=True)
+    E = pair.shape[0]
+    rep = torch.full((uniq.shape[0],), E, dtype=torch.long, device=pair.device)
+    return rep.scatter_reduce_(0, pair, torch.arange(E, device=pair.device), 'amin'), pair
