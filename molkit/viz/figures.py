@@ -34,6 +34,13 @@ def _named_pairs(a, b, default: str) -> dict[str, tuple[np.ndarray, np.ndarray]]
         if len(u) != len(v): raise ValueError(f"{k!r}: arrays of different lengths {len(u)} and {len(v)}")
     return out
 
+def _bins_probs(edges, probs) -> tuple[Bins, np.ndarray]:
+    "`Bins` from edges and the [N, K] probabilities checked against them."
+    bins, p = Bins(torch.as_tensor(_np(edges))), _np(probs)
+    if p.ndim != 2 or p.shape[1] != bins.num_bins:
+        raise ValueError(f"probs has shape {p.shape}, expected (N, {bins.num_bins})")
+    return bins, p
+
 # %% ../../nbs/70_viz.figures.ipynb
 def _add_distribution(fig: go.Figure,
                       probs: np.ndarray,  # [K] predicted bin probabilities
@@ -50,8 +57,8 @@ def _add_distribution(fig: go.Figure,
                          marker_color='#1f77b4', showlegend=legend, legendgroup='pred'), **at)
     if target_probs is not None:
         dens = np.append(target_probs / w, target_probs[-1] / w[-1])
-        fig.add_trace(go.Scatter(x=e, y=dens, mode='lines', line=dict(shape='hv', color='#2ca02c'), name='target histogram',
-                                 showlegend=legend, legendgroup='targ'), **at)
+        fig.add_trace(go.Scatter(x=e, y=dens, mode='lines', line=dict(shape='hv', color='#2ca02c'),
+                                 name='target histogram', showlegend=legend, legendgroup='targ'), **at)
     p = torch.as_tensor(probs)
     lines = [('label', target, 'solid', 'black'), ('mean', expected_value(p, bins).item(), 'dash', '#d62728'),
              ('median', median(p, bins).item(), 'dot', '#9467bd'), ('prediction', pred, 'dashdot', '#ff7f0e')]
@@ -72,7 +79,7 @@ def distribution_figure(probs,  # [K] predicted bin probabilities
     "Predicted histogram of one structure (density = prob / width) against its label."
     bins = Bins(torch.as_tensor(_np(edges)))
     p = _np(probs).ravel()
-    if p.shape != (bins.num_bins,): raise ValueError(f"probs has shape {p.shape}, expected ({bins.num_bins},) for {bins.num_bins} bins")
+    if p.shape != (bins.num_bins,): raise ValueError(f"probs has shape {p.shape}, expected ({bins.num_bins},)")
     fig = go.Figure()
     _add_distribution(fig, p, bins, target, pred, None if target_probs is None else _np(target_probs).ravel())
     fig.update_layout(title=title, xaxis_title=f'value ({unit})', yaxis_title=f'density (1/{unit})', bargap=0)
@@ -90,9 +97,7 @@ def distributions_grid(probs,  # [N, K] predicted bin probabilities
                        title: str = 'Predicted distributions',
                       ) -> go.Figure:
     "A grid of predicted histograms, one panel per structure."
-    bins, p = Bins(torch.as_tensor(_np(edges))), _np(probs)
-    if p.ndim != 2 or p.shape[1] != bins.num_bins:
-        raise ValueError(f"probs has shape {p.shape}, expected (N, {bins.num_bins})")
+    bins, p = _bins_probs(edges, probs)
     n = len(p)
     names = [f'structure {i}' for i in range(n)] if names is None else list(names)
     n_rows = -(-n // n_cols)
@@ -125,7 +130,7 @@ def parity_figure(y_true,  # [N] labels, label units
     hi = max(yt.max(), *(v.max() for v in preds.values()))
     fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode='lines', name='y = x', line=dict(color='black', dash='dash')))
     fig.update_layout(title=f'{title}: ' + ', '.join(maes), xaxis_title=f'true ({unit})',
-                      yaxis_title=f'predicted ({unit})', yaxis_scaleanchor='x')
+                      yaxis_title=f'predicted ({unit})', yaxis_scaleanchor='x', xaxis_constrain='domain')
     return fig
 
 # %% ../../nbs/70_viz.figures.ipynb
@@ -202,7 +207,7 @@ def per_dataset_errors_figure(table,  # dict dataset -> {metric -> value}, or li
 
 # %% ../../nbs/70_viz.figures.ipynb
 def bias_figure(labels,  # [N] labels, label units
-                roundtrip,  # [N] decoded target minus label Σ pᵢ(y) cᵢ − y, label units; or dict target kind -> [N]
+                roundtrip,  # [N] decoded target − label, Σ pᵢ(y) cᵢ − y, label units; or dict kind -> [N]
                 distance,  # [D] distance of the predicted mode from the label (bins or label units)
                 ce,  # [D] cross-entropy to the target histogram at each distance, nats
                 abs_error=None,  # [D] |E[pred] − y| at each distance, label units

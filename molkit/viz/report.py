@@ -9,12 +9,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+import numpy as np
+import torch
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 import molkit
+from ..targets.binning import Bins, expected_value, median
+from ..targets.uncertainty import coverage_curve, coverage_error, entropy, error_auroc, histogram_nll, spearman
+from .figures import (_named, _np, calibration_figure, distributions_grid, parity_figure,
+                                uncertainty_error_figure)
 
 # %% auto 0
-__all__ = ['CSS', 'Table', 'table_html', 'text_html', 'Section', 'as_section', 'report_html', 'write_html_report']
+__all__ = ['CSS', 'Table', 'table_html', 'text_html', 'Section', 'as_section', 'report_html', 'write_html_report',
+           'evaluation_sections']
 
 # %% ../../nbs/71_viz.report.ipynb
 @dataclass
@@ -108,7 +115,8 @@ def report_html(title: str,
     if meta: info += table_html(Table([{'': k, 'value': v} for k, v in meta.items()]))
     js = f'<script type="text/javascript">{get_plotlyjs()}</script>' if n_fig else ''
     return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f'<style>{CSS}</style>{js}</head>\n<body><h1>{html.escape(title)}</h1>{info}\n' + '\n'.join(body) + '</body></html>')
+            f'<style>{CSS}</style>{js}</head>\n<body><h1>{html.escape(title)}</h1>{info}\n'
+            + '\n'.join(body) + '</body></html>')
 
 # %% ../../nbs/71_viz.report.ipynb
 def write_html_report(path: str | os.PathLike,  # output .html file; parent folders are created
@@ -124,3 +132,42 @@ def write_html_report(path: str | os.PathLike,  # output .html file; parent fold
     with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text)
     os.replace(tmp, path)
     return path
+
+# %% ../../nbs/71_viz.report.ipynb
+def _point_rows(preds: Mapping[str, np.ndarray], y: np.ndarray, unit: str) -> list[dict]:
+    "MAE and RMSE of each model's point predictions."
+    return [{'model': k, f'MAE ({unit})': float(np.abs(v - y).mean()),
+             f'RMSE ({unit})': float(np.sqrt(((v - y) ** 2).mean()))} for k, v in preds.items()]
+
+def evaluation_sections(probs,  # [N, K] predicted bin probabilities
+                        edges,  # [K+1] bin edges, label units
+                        targets,  # [N] labels, label units
+                        baselines: Mapping[str, Any] | None = None,  # model name -> [N] point predictions
+                        names: Sequence[str] | None = None,  # [N] structure names
+                        model: str = 'DMoE',  # name of the histogram model
+                        unit: str = 'eV',
+                        n_examples: int = 6,  # histograms shown for the largest errors
+                       ) -> list[Section]:
+    "Report sections for a histogram model: errors, parity, calibration, uncertainty, worst examples."
+    bins = Bins(torch.as_tensor(_np(edges)))
+    p, y = torch.as_tensor(_np(probs)), torch.as_tensor(_np(targets)).ravel()
+    logits, yn = p.clamp_min(1e-30).log(), y.numpy()
+    mean = expected_value(p, bins).numpy()
+    preds = {f'{model} mean': mean, f'{model} median': median(p, bins).numpy(), **_named(baselines or {}, '')}
+    err, ent = np.abs(mean - yn), entropy(logits)
+    lev, emp = coverage_curve(logits, y, bins)
+    unc = {'NLL (nats)': histogram_nll(logits, y, bins)[0].mean().item(), 'coverage |gap|': coverage_error(lev, emp),
+           'Spearman(entropy, |error|)': spearman(ent, torch.as_tensor(err)),
+           'AUROC(entropy, top-10% errors)': error_auroc(ent, torch.as_tensor(err))}
+    worst = np.argsort(-err, kind='stable')[:n_examples]
+    names = [f'structure {i}' for i in range(len(yn))] if names is None else list(names)
+    intro = f'{len(yn)} structures; {model} point predictions are the mean and the median of its histogram.'
+    return [Section('Errors', intro, [Table(_point_rows(preds, yn, unit), 'point predictions'),
+                                      Table([{'metric': k, model: v} for k, v in unc.items()], 'uncertainty')]),
+            Section('Parity', '', parity_figure(yn, {k: v for k, v in preds.items() if k != f'{model} median'},
+                                                unit=unit)),
+            Section('Calibration', 'Coverage of central intervals of the predicted CDF.',
+                    calibration_figure({model: (lev, emp)})),
+            Section('Uncertainty vs error', '', uncertainty_error_figure({model: (ent, err)}, unit=unit)),
+            Section('Largest errors', f'The {len(worst)} structures with the largest |mean − label|.',
+                    distributions_grid(p[worst], bins.edges, yn[worst], [names[i] for i in worst], unit=unit))]

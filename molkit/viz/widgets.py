@@ -11,7 +11,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 import plotly.io as pio
 from ..targets.binning import Bins, expected_value
-from .figures import _np, _as_table, distribution_figure, per_dataset_errors_figure
+from .figures import _np, _as_table, _bins_probs, distribution_figure, per_dataset_errors_figure
 
 # %% auto 0
 __all__ = ['FigureExplorer', 'distribution_explorer', 'per_dataset_explorer']
@@ -22,7 +22,7 @@ class FigureExplorer(widgets.VBox):
     def __init__(self,
                  controls: Sequence[widgets.Widget],  # shown in one row above the figure
                  make_figure: Callable[[], go.Figure],  # reads the controls' values and returns a new figure
-                 watch: Sequence[widgets.Widget] | None = None,  # controls whose `value` triggers a redraw; all when None
+                 watch: Sequence[widgets.Widget] | None = None,  # controls whose `value` redraws; all when None
                 ):
         self.controls, self.make_figure, self.out = list(controls), make_figure, widgets.Output()
         self.figure: go.Figure | None = None
@@ -57,8 +57,7 @@ def distribution_explorer(probs,  # [N, K] predicted bin probabilities
                           unit: str = 'eV',
                          ) -> FigureExplorer:
     "Browse predicted histograms one structure at a time (slider, name dropdown, sort order)."
-    p, bins = _np(probs), Bins(torch.as_tensor(_np(edges)))
-    if p.ndim != 2 or p.shape[1] != bins.num_bins: raise ValueError(f"probs has shape {p.shape}, expected (N, {bins.num_bins})")
+    bins, p = _bins_probs(edges, probs)
     y = None if targets is None else _np(targets).ravel()
     names = [f'structure {i}' for i in range(len(p))] if names is None else list(names)
     orders = _orders(p, bins, y)
@@ -73,7 +72,8 @@ def distribution_explorer(probs,  # [N, K] predicted bin probabilities
     at = lambda a, i: None if a is None else _np(a)[i]
     def make() -> go.Figure:
         i = pick.value
-        return distribution_figure(p[i], bins.edges, at(y, i), at(preds, i), at(target_probs, i), title=names[i], unit=unit)
+        return distribution_figure(p[i], bins.edges, at(y, i), at(preds, i), at(target_probs, i),
+                                   title=names[i], unit=unit)
     return FigureExplorer([order, slider, pick], make, watch=[pick])
 
 # %% ../../nbs/72_viz.widgets.ipynb
