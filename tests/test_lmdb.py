@@ -270,3 +270,9 @@ def test_fuzzed_records_raise_lmdberror():
             for pos in rng.integers(0, min(len(b), 400), size=rng.integers(1, 4)): b[pos] = rng.integers(0, 256)
         try: decode_record(bytes(b), "fuzz.lmdb", trial)
         except LMDBError as e: assert f"fuzz.lmdb, index {trial}:" in str(e)
+
+
+def test_empty_dataset(tmp_path):
+    ds = LMDBDataset(write_lmdb([], tmp_path / "empty", progress=False))
+    assert len(ds) == 0 and ds.natoms.tolist() == [] and ds.metadata["shards"] == [0]
+    assert "0 structures" in format_info(dataset_info(tmp_path / "empty", progress=False))

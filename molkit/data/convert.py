@@ -114,7 +114,7 @@ def format_info(info: dict) -> str:
     lines = [f"{info['path']} ({info['format']}): {info['n_structures']} structures, {info['n_atoms']} atoms",
              f"atoms per structure: min {na['min']}, mean {na['mean']:.1f}, max {na['max']}"]
     for c, lo, hi in zip(na['hist_counts'], na['hist_edges'][:-1], na['hist_edges'][1:]):
-        lines.append(f"  {lo:7.1f} - {hi:7.1f}  {c:8d}  {'#' * int(round(40 * c / max(na['hist_counts'])))}")
+        lines.append(f"  {lo:7.1f} - {hi:7.1f}  {c:8d}  {'#' * int(round(40 * c / (max(na['hist_counts']) or 1)))}")
     scanned = '' if info['n_scanned'] == info['n_structures'] else f" (first {info['n_scanned']} structures)"
     lines.append(f"elements{scanned}: " + ', '.join(f"{s} {c}" for s, c in
                                                   sorted(info['elements'].items(), key=lambda kv: -kv[1])))
