@@ -4,7 +4,8 @@
 
 # %% ../../nbs/67b_train.loop.ipynb 3
 from __future__ import annotations
-import csv, json, math, os, time
+import csv, json, math, os, random, time
+import numpy as np
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
+from fastcore.basics import patch
 from tqdm.auto import tqdm
 from ..metrics.accumulate import MetricAccumulator
 from ..metrics.regression import regression_terms
@@ -48,7 +50,6 @@ def setup_distributed(device: str | None = None) -> torch.device:
 
 def seed_everything(seed: int):
     "Seed python, numpy and torch (all devices)."
-    import random, numpy as np
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
 
 # %% ../../nbs/67b_train.loop.ipynb
@@ -99,7 +100,7 @@ class Run:
     def __init__(self, cfg: ExperimentConfig, splits: dict[str, Subset], device: torch.device):
         self.cfg, self.splits, self.device = cfg, splits, device
         self.rank, self.world = dist_info()
-        self.norms = fit_normalizers(splits['train'], cfg.model, cfg.data)
+        self.norms = fit_normalizers(splits['train'], cfg.model, cfg.data, cfg.seed)
         self.model = build_model(cfg.model).to(device)
         self.ddp = self.model
         if self.world > 1:
@@ -122,7 +123,8 @@ class Run:
         return self.ema.apply_to(self.model) if self.ema is not None else nullcontext()
 
 # %% ../../nbs/67b_train.loop.ipynb
-def _run_state(self: Run) -> dict:
+@patch
+def state_dict(self: Run) -> dict:
     "The checkpoint: weights, optimiser, schedule, EMA, scaler, normalisers, config, RNG and data position."
     return {'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
             'schedule': self.schedule.state_dict(), 'ema': self.ema.state_dict() if self.ema else None,
@@ -130,7 +132,8 @@ def _run_state(self: Run) -> dict:
             'config': to_dict(self.cfg), 'rng': rng_state(), 'step': self.step, 'epoch': self.epoch,
             'batch_in_epoch': self.batch_in_epoch, 'best': self.best}
 
-def _run_load(self: Run, sd: dict):
+@patch
+def load_state_dict(self: Run, sd: dict):
     "Restore a checkpoint written by `state_dict` (normalisers come from the checkpoint, not a refit)."
     self.model.load_state_dict(sd['model']); self.optimizer.load_state_dict(sd['optimizer'])
     self.schedule.load_state_dict(sd['schedule'])
@@ -141,10 +144,9 @@ def _run_load(self: Run, sd: dict):
     set_rng_state(sd['rng'])
     if self.rank > 0: torch.manual_seed(self.cfg.seed + 1000 * self.rank + self.step)  # rank 0's state was saved
 
-Run.state_dict, Run.load_state_dict = _run_state, _run_load
-
 # %% ../../nbs/67b_train.loop.ipynb
-def _train_step(self: Run, batches: list[Batch]) -> dict:
+@patch
+def train_step(self: Run, batches: list[Batch]) -> dict:
     "Forward/backward over the micro-batches, then one (possibly skipped) optimiser step."
     self.ddp.train()
     specs, names, finite, terms = self.cfg.loss, self.cfg.targets, True, {}
@@ -164,10 +166,9 @@ def _train_step(self: Run, batches: list[Batch]) -> dict:
     lr = self.schedule.apply(self.optimizer, self.step)[0]
     return {**terms, 'grad_norm': gnorm, 'lr': lr, 'skipped': not ok}
 
-Run.train_step = _train_step
-
 # %% ../../nbs/67b_train.loop.ipynb
-def _step_groups(self: Run):
+@patch
+def step_groups(self: Run):
     "Groups of `grad_accum` batches of the current epoch, starting after the batches already consumed."
     self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
     group, k = [], self.cfg.optim.grad_accum
@@ -176,15 +177,14 @@ def _step_groups(self: Run):
         if len(group) == k: yield group; group = []
     if group: yield group
 
-def _total_steps(self: Run) -> int:
+@patch
+def total_steps(self: Run) -> int:
     "Steps of the whole run (max_steps, else max_epochs × steps per epoch)."
     t = self.cfg.train
     if t.max_steps is not None: return t.max_steps
     if t.max_epochs is None: raise ValueError("train: set max_steps or max_epochs")
     self.sampler.set_epoch(0)
     return t.max_epochs * math.ceil(len(self.sampler) / self.cfg.optim.grad_accum)
-
-Run.step_groups, Run.total_steps = _step_groups, _total_steps
 
 # %% ../../nbs/67b_train.loop.ipynb
 def append_jsonl(path: Path, row: dict):
@@ -205,7 +205,8 @@ def append_csv(path: Path, row: dict):
         if new: w.writeheader()
         w.writerow(row)
 
-def _save(self: Run, best: bool = False) -> Path:
+@patch
+def save(self: Run, best: bool = False) -> Path:
     "Checkpoint on rank 0: `best.pt` if `best`, else `checkpoints/step_*.pt` (pruned)."
     run_dir = Path(self.cfg.run_dir)
     path = run_dir / 'best.pt' if best else checkpoint_path(run_dir / 'checkpoints', self.step)
@@ -215,7 +216,8 @@ def _save(self: Run, best: bool = False) -> Path:
     barrier()
     return path
 
-def _validate(self: Run) -> dict:
+@patch
+def validate(self: Run) -> dict:
     "Validation metrics with the EMA weights; logs on rank 0; tracks the best primary metric."
     t0 = time.time()
     with self.ema_weights():
@@ -228,10 +230,9 @@ def _validate(self: Run) -> dict:
         append_jsonl(Path(self.cfg.run_dir) / 'evals.jsonl', row); append_csv(Path(self.cfg.run_dir) / 'metrics.csv', row)
     return {**row, 'improved': improved}
 
-Run.save, Run.validate = _save, _validate
-
 # %% ../../nbs/67b_train.loop.ipynb
-def _after_step(self: Run, out: dict, total: int, evals: list[dict]):
+@patch
+def after_step(self: Run, out: dict, total: int, evals: list[dict]):
     "Step log, validation and checkpoints due at this step."
     t, last = self.cfg.train, self.step >= total
     if self.rank == 0 and (self.step % t.log_every == 0 or last):
@@ -241,14 +242,16 @@ def _after_step(self: Run, out: dict, total: int, evals: list[dict]):
         if evals[-1]['improved']: self.save(best=True)
     if (t.checkpoint_every and self.step % t.checkpoint_every == 0) or last: self.last_checkpoint = self.save()
 
-def _end_epoch(self: Run, losses: list[float]):
+@patch
+def end_epoch(self: Run, losses: list[float]):
     "Epoch log; advance the data position to the next epoch."
     if self.rank == 0:
         append_jsonl(Path(self.cfg.run_dir) / 'epochs.jsonl', {'step': self.step, 'epoch': self.epoch,
                      'train_loss': sum(losses) / max(len(losses), 1), 'steps': len(losses)})
     self.epoch, self.batch_in_epoch = self.epoch + 1, 0
 
-def _fit(self: Run) -> list[dict]:
+@patch
+def fit(self: Run) -> list[dict]:
     "Train until the step budget is spent; returns the validation rows."
     t, total, evals = self.cfg.train, self.total_steps(), []
     bar = tqdm(total=total, initial=self.step, disable=not (t.progress and self.rank == 0), desc='train', unit='step')
@@ -264,8 +267,6 @@ def _fit(self: Run) -> list[dict]:
         else: self.end_epoch(losses)
     bar.close()
     return evals
-
-Run.after_step, Run.end_epoch, Run.fit = _after_step, _end_epoch, _fit
 
 # %% ../../nbs/67b_train.loop.ipynb
 @dataclass
@@ -296,9 +297,10 @@ def _restore(run: Run, resume: bool) -> bool:
 def train(config: ExperimentConfig | dict | str | Path,  # config object, plain dict or YAML path
           resume: bool = False,  # continue from the latest checkpoint in `run_dir` (else it must have none)
           datasets: dict[str, Sequence[Data]] | None = None,  # in-memory {'train': ..., 'val': ...} instead of `data`
+          overrides: Sequence[str] = (),  # dotted overrides, e.g. ['optim.lr=1e-3', 'train.max_steps=100']
           ) -> TrainResult:
     "Train a model as configured, on CPU, one GPU or under torchrun (DDP); rank 0 logs and checkpoints."
-    cfg = load_config(config)
+    cfg = load_config(config, overrides)
     owns_pg = int(os.environ.get('WORLD_SIZE', '1')) > 1 and not dist.is_initialized()
     device = setup_distributed(cfg.train.device)
     seed_everything(cfg.seed)

@@ -17,7 +17,7 @@ from ..models.heads import HEADS
 import molkit.models.schnet  # registers 'schnet'
 from .losses import LossSpec, is_atom_level
 from .amp import PrecisionConfig
-from .config import from_dict, load_yaml, save_yaml, to_dict
+from .config import from_dict, load_yaml, override, save_yaml
 from ..data.stats import N_ELEMENTS, compute_stats
 from ..data.splits import random_split
 from .schedules import LRBlock, ScheduleCfg, adamw_param_groups
@@ -42,6 +42,7 @@ class DataConfig:
     num_workers: int = 0  # DataLoader workers
     linear_reference: list[str] = field(default_factory=list)  # targets with per-element reference energies
     normalize: bool = True  # standardise targets with training mean/std
+    stats_samples: int | None = 20000  # training structures (seeded sample) used to fit the normalisers; None = all
 
 @dataclass
 class ModelConfig:
@@ -101,11 +102,13 @@ class ExperimentConfig:
     def targets(self) -> list[str]: return list(dict.fromkeys(s.target for s in self.loss))
 
 # %% ../../nbs/67a_train.setup.ipynb
-def load_config(cfg: ExperimentConfig | dict | str | Path) -> ExperimentConfig:
-    "An `ExperimentConfig` from itself, a plain dict, or a YAML file."
-    if isinstance(cfg, ExperimentConfig): return cfg
-    if isinstance(cfg, (str, Path)): return load_yaml(ExperimentConfig, cfg)
-    return from_dict(ExperimentConfig, cfg)
+def load_config(cfg: ExperimentConfig | dict | str | Path,  # config object, plain dict or YAML path
+                overrides: Sequence[str] = (),  # dotted overrides, e.g. ['optim.lr=1e-3']
+                ) -> ExperimentConfig:
+    "An `ExperimentConfig` from itself, a plain dict, or a YAML file, with overrides applied."
+    if isinstance(cfg, (str, Path)): cfg = load_yaml(ExperimentConfig, cfg)
+    elif not isinstance(cfg, ExperimentConfig): cfg = from_dict(ExperimentConfig, cfg)
+    return override(cfg, overrides) if overrides else cfg
 
 # %% ../../nbs/67a_train.setup.ipynb
 def _qm9_subset() -> list[Data]:
@@ -172,9 +175,12 @@ class TargetNorm:
     def from_state(cls, d: dict) -> TargetNorm: return cls(d['mean'], d['std'], d['refs'])
 
 # %% ../../nbs/67a_train.setup.ipynb
-def fit_normalizers(ds: Sequence[Data], model_cfg: ModelConfig, data_cfg: DataConfig) -> dict[str, TargetNorm]:
-    "A `TargetNorm` per head target, fitted on `ds` (the training split)."
-    items = [ds[i] for i in range(len(ds))]
+def fit_normalizers(ds: Sequence[Data], model_cfg: ModelConfig, data_cfg: DataConfig, seed: int = 0) -> dict[str, TargetNorm]:
+    "A `TargetNorm` per head target, fitted on `ds` (the training split) or a seeded sample of `stats_samples` of it."
+    idx = range(len(ds))
+    if data_cfg.stats_samples is not None and data_cfg.stats_samples < len(ds):
+        idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:data_cfg.stats_samples].tolist()
+    items = [ds[i] for i in idx]
     probe, out = Batch.from_data_list(items[:16]), {}
     direct = [n for n, s in model_cfg.heads.items() if 'energy' not in s]
     atom = [n for n in direct if is_atom_level(n, probe[n], probe)]
