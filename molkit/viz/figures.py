@@ -42,6 +42,17 @@ def _bins_probs(edges, probs) -> tuple[Bins, np.ndarray]:
     return bins, p
 
 # %% ../../nbs/70_viz.figures.ipynb
+def _focus_range(probs: np.ndarray,  # [K] probabilities (or the max of several histograms)
+                 edges: np.ndarray,  # [K+1]
+                 xs: Sequence[float | None],  # values that must stay visible (label, prediction)
+                 frac: float,  # keep bins with probability ≥ frac · max
+                ) -> list[float]:
+    "x range around the bins that carry the mass and the marked values, padded by 10 %."
+    keep = np.flatnonzero(probs >= frac * probs.max())
+    pts = [edges[keep[0]], edges[keep[-1] + 1], *(x for x in xs if x is not None)]
+    lo, hi = min(pts), max(pts)
+    return [lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo)]
+
 def _add_distribution(fig: go.Figure,
                       probs: np.ndarray,  # [K] predicted bin probabilities
                       bins: Bins,
@@ -49,23 +60,28 @@ def _add_distribution(fig: go.Figure,
                       pred: float | None = None,  # model's point prediction, label units
                       target_probs: np.ndarray | None = None,  # [K] target histogram
                       row: int | None = None, col: int | None = None,
-                      legend: bool = True):
+                      legend: bool = True,
+                      focus: float | None = 1e-3):  # zoom to bins with prob ≥ focus · max; None: whole support
     "Draw one predicted histogram as a density, with label, mean and median lines."
     e, w = bins.edges.numpy(), bins.widths.numpy()
     at = {} if row is None else dict(row=row, col=col)
     fig.add_trace(go.Bar(x=(e[1:] + e[:-1]) / 2, y=probs / w, width=w, name='predicted density', opacity=0.6,
                          marker_color='#1f77b4', showlegend=legend, legendgroup='pred'), **at)
     if target_probs is not None:
-        dens = np.append(target_probs / w, target_probs[-1] / w[-1])
+        dens = np.append(target_probs / w, target_probs[-1] / w[-1])  # step outline needs K+1 points
         fig.add_trace(go.Scatter(x=e, y=dens, mode='lines', line=dict(shape='hv', color='#2ca02c'),
                                  name='target histogram', showlegend=legend, legendgroup='targ'), **at)
+    top = 1.05 * max(float(np.max(probs / w)), 0. if target_probs is None else float(np.max(target_probs / w)))
     p = torch.as_tensor(probs)
     lines = [('label', target, 'solid', 'black'), ('mean', expected_value(p, bins).item(), 'dash', '#d62728'),
              ('median', median(p, bins).item(), 'dot', '#9467bd'), ('prediction', pred, 'dashdot', '#ff7f0e')]
     for name, x, dash, color in lines:
         if x is None: continue
-        fig.add_trace(go.Scatter(x=[x, x], y=[0, float((probs / w).max()) * 1.05], mode='lines', name=name,
+        fig.add_trace(go.Scatter(x=[x, x], y=[0, top], mode='lines', name=name,
                                  line=dict(dash=dash, color=color), showlegend=legend, legendgroup=name), **at)
+    if focus is not None:
+        mass = probs if target_probs is None else np.maximum(probs, target_probs)
+        fig.update_xaxes(range=_focus_range(mass, e, [target, pred], focus), **at)
 
 # %% ../../nbs/70_viz.figures.ipynb
 def distribution_figure(probs,  # [K] predicted bin probabilities
@@ -75,13 +91,15 @@ def distribution_figure(probs,  # [K] predicted bin probabilities
                         target_probs=None,  # [K] target (soft) histogram, optional
                         title: str = 'Predicted distribution',
                         unit: str = 'eV',  # label unit for the axes
+                        focus: float | None = 1e-3,  # zoom to bins with prob ≥ focus · max; None: whole support
                        ) -> go.Figure:
     "Predicted histogram of one structure (density = prob / width) against its label."
     bins = Bins(torch.as_tensor(_np(edges)))
     p = _np(probs).ravel()
     if p.shape != (bins.num_bins,): raise ValueError(f"probs has shape {p.shape}, expected ({bins.num_bins},)")
     fig = go.Figure()
-    _add_distribution(fig, p, bins, target, pred, None if target_probs is None else _np(target_probs).ravel())
+    _add_distribution(fig, p, bins, target, pred, None if target_probs is None else _np(target_probs).ravel(),
+                      focus=focus)
     fig.update_layout(title=title, xaxis_title=f'value ({unit})', yaxis_title=f'density (1/{unit})', bargap=0)
     return fig
 
@@ -95,6 +113,7 @@ def distributions_grid(probs,  # [N, K] predicted bin probabilities
                        preds=None,  # [N] point predictions, optional
                        unit: str = 'eV',
                        title: str = 'Predicted distributions',
+                       focus: float | None = 1e-3,  # zoom each panel to bins with prob ≥ focus · max
                       ) -> go.Figure:
     "A grid of predicted histograms, one panel per structure."
     bins, p = _bins_probs(edges, probs)
@@ -105,7 +124,7 @@ def distributions_grid(probs,  # [N, K] predicted bin probabilities
     pick = lambda a, i: None if a is None else _np(a)[i]
     for i in range(n):
         _add_distribution(fig, p[i], bins, pick(targets, i), pick(preds, i), pick(target_probs, i),
-                          row=i // n_cols + 1, col=i % n_cols + 1, legend=i == 0)
+                          row=i // n_cols + 1, col=i % n_cols + 1, legend=i == 0, focus=focus)
     fig.update_layout(title=title, bargap=0, height=260 * n_rows)
     fig.update_xaxes(title_text=unit)
     return fig
