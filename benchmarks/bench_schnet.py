@@ -2,7 +2,8 @@
 
     OMP_NUM_THREADS=1 python benchmarks/bench_schnet.py --steps 60 --batch-size 32 --preset qm9_5A
 
-One run, the two models interleaved step by step (order alternating), median wall time per step after warm-up.
+One run, the two models interleaved step by step (order alternating), median time per step after warm-up: wall time,
+and process CPU time (robust on a shared machine where other jobs steal cores; equal to wall time on an idle one).
 A step = forward, forces via autograd.grad(create_graph=True), MSE(E) + MSE(F), backward, AdamW step.
 PyG's SchNet gets an `interaction_graph` returning the same precomputed edges (torch_cluster is not installed).
 """
@@ -68,19 +69,22 @@ def main(steps: int = 60, warmup: int = 5, batch_size: int = 32, preset: str = '
         b = batches[0]; cur['b'] = b
         diff = (ours(b, targets=['energy'])['energy'] - pyg(b.z, b.pos, b.batch).squeeze(-1)).abs().max().item()
     runs = {'pyg': step_fn(pyg_ef, pyg.parameters()), 'molkit': step_fn(ours_ef, ours.parameters())}
-    times = {k: [] for k in runs}
+    wall, cpu = {k: [] for k in runs}, {k: [] for k in runs}
     for s in range(warmup + steps):
         order = list(runs) if s % 2 == 0 else list(runs)[::-1]
         for k in order:
             b = batches[s % len(batches)]
-            t0 = time.perf_counter(); runs[k](b); dt = time.perf_counter() - t0
-            if s >= warmup: times[k].append(dt)
-    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+            t0, c0 = time.perf_counter(), time.process_time()
+            runs[k](b)
+            if s >= warmup: wall[k].append(time.perf_counter() - t0); cpu[k].append(time.process_time() - c0)
+    med = {k: statistics.median(v) * 1e3 for k, v in wall.items()}
+    medc = {k: statistics.median(v) * 1e3 for k, v in cpu.items()}
     n_atoms = statistics.mean(b.num_nodes for b in batches); n_edges = statistics.mean(b.edge_index.shape[1] for b in batches)
     print(f"preset {preset} ({c.hidden_dim}/{c.num_filters}/{c.num_interactions} interactions/{c.num_gaussians} Gaussians/"
           f"{c.cutoff} Å), batch {batch_size} molecules (~{n_atoms:.0f} atoms, ~{n_edges:.0f} edges), {steps} steps")
     print(f"initial energy max |diff| molkit vs PyG: {diff:.2e} eV")
-    print(f"median step: PyG {med['pyg']:.2f} ms, molkit {med['molkit']:.2f} ms, ratio PyG/molkit = {med['pyg'] / med['molkit']:.3f}")
+    print(f"median step, wall: PyG {med['pyg']:.2f} ms, molkit {med['molkit']:.2f} ms, ratio PyG/molkit = {med['pyg'] / med['molkit']:.3f}")
+    print(f"median step, CPU:  PyG {medc['pyg']:.2f} ms, molkit {medc['molkit']:.2f} ms, ratio PyG/molkit = {medc['pyg'] / medc['molkit']:.3f}")
     print(f"torch {torch.__version__}, torch_geometric {torch_geometric.__version__}, threads {torch.get_num_threads()}, "
           f"{platform.processor() or platform.machine()}, python {platform.python_version()}")
 

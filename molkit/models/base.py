@@ -83,18 +83,23 @@ def build_backbone(name: str,  # key of `BACKBONES`
     return cls(cls.presets[preset] if preset is not None else None, **cfg)
 
 # %% ../../nbs/30_models.base.ipynb
+def _fp32(feats: dict[str, Tensor]) -> dict[str, Tensor]:
+    "Half-precision floating features cast to fp32; fp32/fp64 and integer tensors unchanged."
+    return {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in feats.items()}
+
 class Head(nn.Module):
     "A prediction head: `forward(feats, data) -> Tensor`; set `needs_pos_grad = True` if it differentiates w.r.t. `pos`."
     needs_pos_grad: bool = False
+
+    def __call__(self, feats: dict[str, Tensor], data: Data | Batch) -> Tensor:
+        "Run `forward` in fp32: autocast disabled, half-precision features cast up."
+        with torch.autocast(data.pos.device.type, enabled=False):
+            return super().__call__(_fp32(feats), data)
 
     def forward(self, feats: dict[str, Tensor],  # backbone features (see the table above)
                 data: Data | Batch,  # the batch the features came from
                 ) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement forward(feats, data)")
-
-def _fp32(feats: dict[str, Tensor]) -> dict[str, Tensor]:
-    "Half-precision floating features cast to fp32; fp32/fp64 and integer tensors unchanged."
-    return {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in feats.items()}
 
 # %% ../../nbs/30_models.base.ipynb
 class Model(nn.Module):
@@ -111,6 +116,5 @@ class Model(nn.Module):
         need_grad = any(h.needs_pos_grad for h in heads.values())
         with torch.set_grad_enabled(torch.is_grad_enabled() or need_grad):
             if need_grad and not data.pos.requires_grad: data.pos.requires_grad_(True)
-            feats = _fp32(self.backbone(data))
-            with torch.autocast(data.pos.device.type, enabled=False):
-                return {k: h(feats, data) for k, h in heads.items()}
+            feats = self.backbone(data)
+            return {k: h(feats, data) for k, h in heads.items()}

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from ..keys import EDGE_INDEX, Z
-from ..nn.basis import BesselRBF, CUTOFFS
+from ..nn.basis import RADIAL_BASES, CUTOFFS
 from ..nn.layers import mlp, scatter_sum
 from .base import Backbone, BackboneConfig, register_backbone
 
@@ -25,12 +25,13 @@ class PaiNNConfig(BackboneConfig):
     num_rbf: int = 20  # Bessel functions
     cutoff: float = 5.0  # Å
     max_num_neighbors: int | None = None  # nearest neighbours kept by the on-the-fly graph
+    rbf: str = 'bessel'  # key of `molkit.nn.basis.RADIAL_BASES`
     envelope: str = 'cosine'  # key of `molkit.nn.basis.CUTOFFS`
     max_z: int = 100  # embedding rows
 
 PAINN_PRESETS: dict[str, PaiNNConfig] = {
     'oc20': PaiNNConfig(hidden_dim=512, num_layers=6, num_rbf=128, cutoff=12.0, max_num_neighbors=50,
-                        envelope='polynomial'),  # fairchem configs/s2ef/all/painn/painn_h512.yml
+                        rbf='gaussian', envelope='polynomial'),  # sizes of fairchem configs/s2ef/all/painn/painn_h512.yml
     'qm9': PaiNNConfig(),  # paper: F = 128, 3 layers, 20 rbf, 5 Å
 }
 
@@ -80,7 +81,7 @@ class PaiNN(Backbone):
         super().__init__(cfg, **overrides)
         c = self.cfg
         self.embedding = nn.Embedding(c.max_z, c.hidden_dim)
-        self.rbf, self.envelope = BesselRBF(c.num_rbf, c.cutoff), CUTOFFS[c.envelope](c.cutoff)
+        self.rbf, self.envelope = RADIAL_BASES[c.rbf](c.num_rbf, c.cutoff), CUTOFFS[c.envelope](c.cutoff)
         self.messages = nn.ModuleList(PaiNNMessage(c.hidden_dim, c.num_rbf) for _ in range(c.num_layers))
         self.updates = nn.ModuleList(PaiNNUpdate(c.hidden_dim) for _ in range(c.num_layers))
 
