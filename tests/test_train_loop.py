@@ -1,0 +1,49 @@
+"The training loop end to end on tiny synthetic data: energy + gradient forces, epochs, accumulation, lr scales, evaluate/predict."
+import math
+from pathlib import Path
+import pytest, torch
+from molkit.data.lmdb import LMDBDataset, write_lmdb
+from molkit.train.checkpoint import latest_checkpoint, load_checkpoint
+from molkit.train.loop import evaluate, predict, train
+from _train_helpers import toy_config, toy_molecules
+
+@pytest.fixture(scope='module')
+def toy_lmdb(tmp_path_factory) -> str:
+    return str(write_lmdb(toy_molecules(64), tmp_path_factory.mktemp('data') / 'toy', progress=False))
+
+def test_energy_and_forces_learn(toy_lmdb, tmp_path):
+    cfg = toy_config(tmp_path / 'run', toy_lmdb, max_steps=120, eval_every=60, eval_at_start=True)
+    cfg['model']['heads'] = {'energy': {'type': 'energy'}, 'forces': {'type': 'gradient_forces', 'energy': 'energy'}}
+    cfg['loss'] = [{'target': 'energy', 'fn': 'l1'},
+                   {'target': 'forces', 'fn': 'l2mae', 'weight': 10.0, 'reduction': 'structurewise', 'free_atoms_only': True}]
+    cfg['optim']['lr'] = 5e-3
+    res = train(cfg)
+    first, last = res.evals[0], res.evals[-1]
+    assert last['val_forces_mae'] < first['val_forces_mae'] and last['val_energy_mae'] < first['val_energy_mae'], (first, last)
+    ck = res.checkpoint
+    m = evaluate(ck, split='val', progress=False)
+    assert math.isclose(m['forces_mae'], last['val_forces_mae'], rel_tol=1e-6)
+    ds = LMDBDataset(toy_lmdb)
+    p = predict(ck, toy_lmdb, batch_size=7, progress=False)
+    assert p['energy'].dtype == torch.float64 and p['energy'].shape == (len(ds),)
+    assert p['forces'].dtype == torch.float32 and p['forces'].shape == (int(ds.natoms.sum()), 3)
+    one = predict(ck, [ds[3]], progress=False)  # a sequence of Data works too; order is kept
+    torch.testing.assert_close(one['energy'], p['energy'][3:4])
+
+def test_epochs_accumulation_and_lr_scales(toy_lmdb, tmp_path):
+    cfg = toy_config(tmp_path / 'run', toy_lmdb, max_steps=None, max_epochs=2, eval_every=0, checkpoint_every=0)
+    cfg['optim'].update(grad_accum=5, lr_scales={'backbone': 0.1}, clip_grad_value=1.0)
+    cfg['schedule'] = {'name': 'constant'}
+    res = train(cfg)
+    assert res.step == 2 * math.ceil(12 / 5)  # 48 train structures / 4 = 12 batches per epoch, 5 per step
+    ck = load_checkpoint(latest_checkpoint(Path(res.run_dir) / 'checkpoints'))
+    lrs = sorted({g['lr'] for g in ck['optimizer']['param_groups']})
+    assert lrs == pytest.approx([2e-4, 2e-3])
+    assert (ck['epoch'], ck['batch_in_epoch']) == (1, 12)
+    lines = (Path(res.run_dir) / 'epochs.jsonl').read_text().splitlines()
+    assert len(lines) == 1  # the run stopped at the last step of epoch 1, before closing it
+
+def test_unknown_config_key_fails(toy_lmdb, tmp_path):
+    cfg = toy_config(tmp_path / 'run', toy_lmdb)
+    cfg['optim']['loss_force'] = 'l2mae'
+    with pytest.raises(ValueError, match="unknown key 'loss_force'"): train(cfg)
