@@ -74,24 +74,27 @@ def main(argv: list[str] | None = None) -> int:
          arg('src', help='input: any file ase.io reads, or a legacy .lmdb file / directory of shards'),
          arg('dst', help='output molkit LMDB directory (must not exist)'),
          arg('--trusted', action='store_true', help='allow unpickling a legacy LMDB (pickle runs code: only for files you trust)'),
+         arg('--format', default=None, help='ase.io format of SRC when its name does not tell (e.g. aims-output)'),
          arg('--shard-size', type=int, default=None, help='records per shard'),
          arg('--quiet', action='store_true', help='no progress bar'))
 def _convert(a: argparse.Namespace) -> int:
     "Run `molkit convert`."
     from molkit.data.convert import convert
     kw = {} if a.shard_size is None else {'shard_size': a.shard_size}
-    out = convert(a.src, a.dst, trusted=a.trusted, progress=not a.quiet, **kw)
+    out = convert(a.src, a.dst, trusted=a.trusted, progress=not a.quiet, format=a.format, **kw)
     print(f'wrote {out}')
     return 0
 
 # %% ../nbs/90_cli.ipynb
 @command('info', 'counts, elements, natoms histogram and label statistics of a molkit LMDB',
-         arg('dataset', help='molkit LMDB directory'),
+         arg('dataset', help='molkit LMDB directory (or a legacy LMDB with --trusted)'),
+         arg('--limit', type=int, default=None, help='scan only the first N records for elements and label statistics'),
+         arg('--trusted', action='store_true', help='allow unpickling a legacy LMDB (only for files you trust)'),
          arg('--json', action='store_true', help='print JSON instead of a table'))
 def _info(a: argparse.Namespace) -> int:
     "Run `molkit info`."
     from molkit.data.convert import dataset_info, format_info
-    info = dataset_info(a.dataset)
+    info = dataset_info(a.dataset, limit=a.limit, trusted=a.trusted)
     print(json.dumps(info, indent=1, default=str) if a.json else format_info(info))
     return 0
 

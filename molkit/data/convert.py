@@ -33,13 +33,16 @@ def open_dataset(path: str | Path,  # molkit dataset directory, or legacy `.lmdb
     return LMDBDataset(path) if is_molkit_dataset(path) else LegacyLMDBDataset(path, trusted=trusted)
 
 # %% ../../nbs/12c_data.convert.ipynb
-def _ase_frames(src: Path) -> Iterator:
-    "Frames of an ASE-readable file; a read failure names the file and frame."
+def _ase_frames(src: Path, format: str | None = None) -> Iterator:
+    "Frames of an ASE-readable file; a read failure, or a file that yields nothing, names the file and frame."
     import ase.io
-    frames, i = ase.io.iread(str(src), index=':'), 0
+    frames, i = ase.io.iread(str(src), index=':', format=format), 0
     while True:
         try: atoms = next(frames)
-        except StopIteration: return
+        except StopIteration:
+            if i == 0: raise LMDBError(f"{src}: ase.io read no structures with format {format or '(guessed from the name)'}; "
+                                       "pass the ase.io format explicitly (e.g. format='aims-output', `molkit convert --format`)")
+            return
         except Exception as e: raise LMDBError(f"{src}, frame {i}: ase.io cannot read it ({type(e).__name__}: {e})") from e
         yield atoms
         i += 1
@@ -52,6 +55,7 @@ def convert(src: str | Path,  # ASE-readable file, legacy LMDB (file or director
             dst: str | Path,  # molkit dataset directory to create
             trusted: bool = False,  # allow reading a pickled legacy LMDB (runs code from the file)
             progress: bool = True,  # tqdm progress bar
+            format: str | None = None,  # ase.io format name for ASE-readable input; None guesses from the name
             **writer_kw,  # passed on to `write_lmdb` (shard_size, map_size, overwrite)
             ) -> Path:
     "Convert `src` into a molkit LMDB dataset at `dst`; returns `dst`."
@@ -60,7 +64,7 @@ def convert(src: str | Path,  # ASE-readable file, legacy LMDB (file or director
     if _is_lmdb(src):
         ds = open_dataset(src, trusted=trusted)
         records, total = (ds[i] for i in range(len(ds))), len(ds)
-    else: records, total = _ase_frames(src), None
+    else: records, total = _ase_frames(src, format), None
     return write_lmdb(records, dst, progress=progress, total=total, **writer_kw)
 
 # %% ../../nbs/12c_data.convert.ipynb
