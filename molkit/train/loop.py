@@ -149,7 +149,7 @@ def load_state_dict(self: Run, sd: dict):
 def train_step(self: Run, batches: list[Batch]) -> dict:
     "Forward/backward over the micro-batches, then one (possibly skipped) optimiser step."
     self.ddp.train()
-    specs, names, finite, terms = self.cfg.loss, self.cfg.targets, True, {}
+    specs, names, finite, terms, t0 = self.cfg.loss, self.cfg.targets, True, {}, time.perf_counter()
     for i, batch in enumerate(batches):
         batch = batch.to(self.device)
         sync = self.ddp.no_sync() if self.world > 1 and i < len(batches) - 1 else nullcontext()
@@ -164,7 +164,8 @@ def train_step(self: Run, batches: list[Batch]) -> dict:
     if ok and self.ema is not None: self.ema.update(self.model)
     self.step += 1
     lr = self.schedule.apply(self.optimizer, self.step)[0]
-    return {**terms, 'grad_norm': gnorm, 'lr': lr, 'skipped': not ok}
+    n_atoms = sum(b.num_nodes for b in batches)
+    return {**terms, 'grad_norm': gnorm, 'lr': lr, 'skipped': not ok, 'atoms': n_atoms, 'time_s': time.perf_counter() - t0}
 
 # %% ../../nbs/67b_train.loop.ipynb
 @patch
@@ -223,8 +224,9 @@ def validate(self: Run) -> dict:
     with self.ema_weights():
         m = evaluate_model(self.model, self.splits['val'], self.norms, self.device, self.cfg.data.eval_batch_size)
     primary = m.get(f'{self.cfg.loss[0].target}_mae', math.nan)
-    improved = self.best is None or primary < self.best
-    if improved and not math.isnan(primary): self.best = primary
+    improved = not math.isnan(primary) and (self.best is None or primary < self.best)
+    if improved: self.best = primary
+    if not math.isnan(primary): self.schedule.observe(self.step, primary)  # plateau phase, if configured
     row = {'step': self.step, 'epoch': self.epoch, **{f'val_{k}': v for k, v in m.items()}, 'time_s': time.time() - t0}
     if self.rank == 0:
         append_jsonl(Path(self.cfg.run_dir) / 'evals.jsonl', row); append_csv(Path(self.cfg.run_dir) / 'metrics.csv', row)
