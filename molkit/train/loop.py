@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from fastcore.basics import patch
 from tqdm.auto import tqdm
+from ..keys import FIXED
 from ..metrics.accumulate import MetricAccumulator
 from ..metrics.regression import regression_terms
 from .amp import Precision
@@ -83,14 +84,22 @@ def run_inference(model: nn.Module, ds, norms: dict[str, TargetNorm], device: to
         with torch.no_grad(): preds = model(batch)
         yield batch, denormalized(preds, batch, norms)
 
+def _eval_target(batch: Batch, name: str, atom: bool, free_only: bool) -> Tensor:
+    "Target `name`, with atoms held fixed set to NaN (left out of the metrics) when `free_only`."
+    y = batch[name]
+    if not (atom and free_only and batch.get(FIXED) is not None): return y
+    return y.masked_fill(batch[FIXED].bool().reshape(-1, *([1] * (y.dim() - 1))), math.nan)
+
 def evaluate_model(model: nn.Module, ds, norms: dict[str, TargetNorm], device: torch.device,
-                   batch_size: int = 64, progress: bool = False) -> dict[str, float]:
+                   batch_size: int = 64, progress: bool = False,
+                   free_atoms_only: bool = True,  # atom-level metrics over atoms not held fixed (OC convention)
+                   ) -> dict[str, float]:
     "MAE/RMSE per target over `ds`, sharded across ranks and reduced."
     acc = MetricAccumulator()
     for batch, pred in run_inference(model, ds, norms, device, batch_size, shard_indices(len(ds)), progress):
-        tgt = {k: batch[k] for k in pred}
         for k in pred:
             atom = is_atom_level(k, pred[k], batch)
+            tgt = {k: _eval_target(batch, k, atom, free_atoms_only)}
             acc.add_terms(regression_terms({k: pred[k]}, tgt, batch.batch if atom else None, batch.num_graphs if atom else None))
     return acc.reduce().compute().get('all', {})
 
@@ -222,7 +231,8 @@ def validate(self: Run) -> dict:
     "Validation metrics with the EMA weights; logs on rank 0; tracks the best primary metric."
     t0 = time.time()
     with self.ema_weights():
-        m = evaluate_model(self.model, self.splits['val'], self.norms, self.device, self.cfg.data.eval_batch_size)
+        m = evaluate_model(self.model, self.splits['val'], self.norms, self.device, self.cfg.data.eval_batch_size,
+                           free_atoms_only=self.cfg.train.eval_free_atoms_only)
     primary = m.get(f'{self.cfg.loss[0].target}_mae', math.nan)
     improved = not math.isnan(primary) and (self.best is None or primary < self.best)
     if improved: self.best = primary
@@ -339,11 +349,12 @@ def evaluate(checkpoint: str | Path,  # checkpoint file (`checkpoints/step_*.pt`
              dataset: str | Path | Sequence[Data] | None = None,  # name, LMDB directory or sequence of Data
              split: str | None = None,  # or: this split of the checkpoint's own dataset
              batch_size: int = 64, device: str | None = None, use_ema: bool = True, progress: bool = True,
+             free_atoms_only: bool = True,  # atom-level metrics over atoms not held fixed
              ) -> dict[str, float]:  # '<target>_mae', '_mse', '_rmse' in target units
     "Metric table of a trained model on a dataset."
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     model, norms, cfg = load_trained(checkpoint, dev, use_ema)
-    return evaluate_model(model, _dataset(dataset, split, cfg), norms, dev, batch_size, progress)
+    return evaluate_model(model, _dataset(dataset, split, cfg), norms, dev, batch_size, progress, free_atoms_only)
 
 def predict(checkpoint: str | Path, dataset: str | Path | Sequence[Data] | None = None, split: str | None = None,
             batch_size: int = 64, device: str | None = None, use_ema: bool = True, progress: bool = True,

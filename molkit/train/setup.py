@@ -81,6 +81,7 @@ class TrainConfig:
     checkpoint_every: int = 100  # steps between checkpoints (0: only at the end)
     keep_checkpoints: int = 3  # newest checkpoints kept (0 = all)
     eval_at_start: bool = False  # also validate before the first step
+    eval_free_atoms_only: bool = True  # atom-level validation metrics over atoms not held fixed (OC convention)
     progress: bool = True  # tqdm bar on rank 0
     device: str | None = None  # None: cuda if available (LOCAL_RANK), else cpu
 
