@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
-from ..keys import EDGE_INDEX, SHIFTS, CELL, PBC, POS
+from ..keys import EDGE_INDEX, SHIFTS, CELL, PBC
 from ..data.neighbors import radius_graph, edge_vectors
 
 # %% auto 0

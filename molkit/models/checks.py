@@ -32,8 +32,9 @@ def _mol(name: str = 'CH3CH2OH', seed: int = 0) -> Atoms:
 
 def _predict(model: Model, structures: list[Atoms]) -> tuple[torch.Tensor, torch.Tensor]:
     "Energies [n_graphs] and forces [n_atoms, 3] of `structures` evaluated as one batch, float64."
-    out = model(Batch.from_data_list([_data(a) for a in structures]))
-    return out['energy'].detach(), out['forces'].detach()
+    device = next(model.parameters()).device
+    out = model(Batch.from_data_list([_data(a) for a in structures]).to(device))
+    return out['energy'].detach().cpu(), out['forces'].detach().cpu()
 
 def _close(name: str, a: torch.Tensor, b: torch.Tensor, atol: float, rtol: float = 0.0):
     "Assert `a` ≈ `b`, naming the check and the largest deviation."
@@ -124,13 +125,15 @@ def check_model(model: Model,  # returns 'energy' [n_graphs] and 'forces' [n_ato
 def check_backbone(factory: Callable[[], Backbone],  # builds a fresh (tiny) backbone
                    checks: list[str] | None = None,  # keys of `CHECKS`; None = all
                    seed: int = 0,  # torch seed for the weights
+                   device: str = 'cpu',  # where the model runs ('cuda' for the GPU cells)
                    ) -> list[str]:  # names of the checks that passed
     "Build `factory()` with an energy head and gradient forces, then run `check_model`."
     torch.manual_seed(seed)
-    backbone = factory()
-    width = backbone.to(_DT)(_data(_mol('H2O')))['node'].shape[-1]
+    backbone = factory().to(device=device, dtype=_DT)
+    width = backbone(_data(_mol('H2O')).to(device))['node'].shape[-1]
     energy = ScalarHead(width)
-    return check_model(Model(backbone, {'energy': energy, 'forces': GradientForceHead(energy)}), backbone.cfg.cutoff, checks)
+    return check_model(Model(backbone, {'energy': energy, 'forces': GradientForceHead(energy)}).to(device),
+                       backbone.cfg.cutoff, checks)
 
 # %% ../../nbs/31_models.checks.ipynb
 def qm9_overfit_batch(n: int = 8,  # molecules
