@@ -4,7 +4,7 @@
 
 # %% ../../nbs/66_train.sampling.ipynb 3
 from __future__ import annotations
-import heapq, math
+import heapq
 from typing import Iterator, Sequence
 import torch
 import torch.distributed as dist

@@ -17,8 +17,8 @@ from ..models.heads import HEADS
 import molkit.models.schnet  # registers 'schnet'
 from .losses import LossSpec, is_atom_level
 from .amp import PrecisionConfig
-from .config import from_dict, load_yaml, override, save_yaml
-from ..data.stats import N_ELEMENTS, compute_stats
+from .config import from_dict, load_yaml, override
+from ..data.stats import compute_stats
 from ..data.splits import random_split
 from .schedules import LRBlock, ScheduleCfg, adamw_param_groups
 
