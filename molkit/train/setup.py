@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from ..keys import Z
+from ..data.atoms import atoms_to_data
 from ..models.base import Model, build_backbone, batch_vector
 from ..models.heads import HEADS
 import molkit.models.schnet  # registers 'schnet'
@@ -24,8 +25,8 @@ from .schedules import LRBlock, ScheduleCfg, adamw_param_groups
 
 # %% auto 0
 __all__ = ['DATASETS', 'DataConfig', 'ModelConfig', 'OptimConfig', 'EMAConfig', 'TrainConfig', 'ExperimentConfig', 'load_config',
-           'load_dataset', 'Subset', 'build_splits', 'TargetNorm', 'fit_normalizers', 'build_head', 'build_model',
-           'lr_blocks', 'build_optimizer']
+           'AtomsDataset', 'load_dataset', 'Subset', 'build_splits', 'TargetNorm', 'fit_normalizers', 'build_head',
+           'build_model', 'lr_blocks', 'build_optimizer']
 
 # %% ../../nbs/67a_train.setup.ipynb
 @dataclass
@@ -112,12 +113,23 @@ def load_config(cfg: ExperimentConfig | dict | str | Path,  # config object, pla
     return override(cfg, overrides) if overrides else cfg
 
 # %% ../../nbs/67a_train.setup.ipynb
-def _qm9_subset() -> list[Data]:
-    "The QM9 molecules shipped with molkit as `Data`."
-    from molkit.data.readers.qm9 import load_qm9_subset
-    return load_qm9_subset(as_atoms=False)
+class AtomsDataset(torch.utils.data.Dataset):
+    "Labelled `ase.Atoms` served as `Data`, converted on first access and cached; `natoms` without converting."
+    def __init__(self, atoms: Sequence):
+        self.atoms = list(atoms)
+        self.natoms = [len(a) for a in self.atoms]
+        self._cache: dict[int, Data] = {}
+    def __len__(self) -> int: return len(self.atoms)
+    def __getitem__(self, i: int) -> Data:
+        if i not in self._cache: self._cache[i] = atoms_to_data(self.atoms[i])
+        return self._cache[i]
 
-DATASETS: dict[str, Callable[[], Sequence[Data]]] = {'qm9_subset': _qm9_subset}
+def _qm9_subset() -> AtomsDataset:
+    "The QM9 molecules shipped with molkit (5,000; `molkit.data.readers.qm9.load_qm9_subset`)."
+    from molkit.data.readers.qm9 import load_qm9_subset
+    return AtomsDataset(load_qm9_subset(as_atoms=True))
+
+DATASETS: dict[str, Callable[[], Sequence[Data]]] = {'qm9_subset': _qm9_subset}  # name -> loader
 
 def load_dataset(name: str) -> Sequence[Data]:
     "A registered dataset, or a molkit LMDB directory."
