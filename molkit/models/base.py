@@ -4,7 +4,7 @@
 
 # %% ../../nbs/30_models.base.ipynb 3
 from __future__ import annotations
-import dataclasses
+import copy, dataclasses
 from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
@@ -13,8 +13,8 @@ from ..keys import EDGE_INDEX, SHIFTS, CELL, PBC
 from ..data.neighbors import radius_graph, edge_vectors
 
 # %% auto 0
-__all__ = ['BACKBONES', 'batch_vector', 'num_graphs', 'BackboneConfig', 'Backbone', 'register_backbone', 'build_backbone', 'Head',
-           'Model']
+__all__ = ['BACKBONES', 'STRAIN', 'batch_vector', 'num_graphs', 'BackboneConfig', 'Backbone', 'register_backbone',
+           'build_backbone', 'Head', 'strained', 'Model']
 
 # %% ../../nbs/30_models.base.ipynb
 def batch_vector(data: Data | Batch) -> Tensor:  # [n_atoms] int64 graph index of each atom
@@ -90,6 +90,7 @@ def _fp32(feats: dict[str, Tensor]) -> dict[str, Tensor]:
 class Head(nn.Module):
     "A prediction head: `forward(feats, data) -> Tensor`; set `needs_pos_grad = True` if it differentiates w.r.t. `pos`."
     needs_pos_grad: bool = False
+    needs_strain: bool = False
 
     def __call__(self, feats: dict[str, Tensor], data: Data | Batch) -> Tensor:
         "Run `forward` in fp32: autocast disabled, half-precision features cast up."
@@ -100,6 +101,20 @@ class Head(nn.Module):
                 data: Data | Batch,  # the batch the features came from
                 ) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement forward(feats, data)")
+
+# %% ../../nbs/30_models.base.ipynb
+STRAIN = 'strain'
+
+def strained(data: Data | Batch) -> Data | Batch:
+    "Shallow copy of `data` with `pos` and `cell` deformed by a zero symmetric strain `strain` [n_graphs, 3, 3] that autograd tracks."
+    batch = batch_vector(data)
+    eps = data.pos.new_zeros(num_graphs(data), 3, 3, requires_grad=True)
+    sym = 0.5 * (eps + eps.transpose(1, 2))
+    out = copy.copy(data)
+    out.pos = data.pos + torch.bmm(data.pos.unsqueeze(1), sym.index_select(0, batch)).squeeze(1)  # r (1 + ε)
+    out.cell = data.cell + torch.bmm(data.cell, sym)  # lattice rows (1 + ε)
+    out[STRAIN] = eps
+    return out
 
 # %% ../../nbs/30_models.base.ipynb
 class Model(nn.Module):
@@ -113,8 +128,9 @@ class Model(nn.Module):
                 targets: Sequence[str] | None = None,  # names of the heads to evaluate; None = all
                 ) -> dict[str, Tensor]:
         heads = {k: self.heads[k] for k in (self.heads if targets is None else targets)}
-        need_grad = any(h.needs_pos_grad for h in heads.values())
+        need_grad = any(h.needs_pos_grad or h.needs_strain for h in heads.values())
         with torch.set_grad_enabled(torch.is_grad_enabled() or need_grad):
             if need_grad and not data.pos.requires_grad: data.pos.requires_grad_(True)
+            if any(h.needs_strain for h in heads.values()): data = strained(data)
             feats = self.backbone(data)
             return {k: h(feats, data) for k, h in heads.items()}
