@@ -128,9 +128,10 @@ class Model(nn.Module):
                 targets: Sequence[str] | None = None,  # names of the heads to evaluate; None = all
                 ) -> dict[str, Tensor]:
         heads = {k: self.heads[k] for k in (self.heads if targets is None else targets)}
-        need_grad = any(h.needs_pos_grad or h.needs_strain for h in heads.values())
-        with torch.set_grad_enabled(torch.is_grad_enabled() or need_grad):
+        need_grad, outer = any(h.needs_pos_grad or h.needs_strain for h in heads.values()), torch.is_grad_enabled()
+        with torch.set_grad_enabled(outer or need_grad):
             if need_grad and not data.pos.requires_grad: data.pos.requires_grad_(True)
             if any(h.needs_strain for h in heads.values()): data = strained(data)
             feats = self.backbone(data)
-            return {k: h(feats, data) for k, h in heads.items()}
+            out = {k: h(feats, data) for k, h in heads.items()}
+        return out if outer else {k: v.detach() for k, v in out.items()}  # under no_grad: keep no graph
