@@ -70,7 +70,8 @@ class Run:
         if cfg.schedule.total_steps <= 1: cfg.schedule.total_steps = self.total_steps()  # unset (ScheduleCfg default 1): the run length
         self.schedule = LRSchedule(cfg.schedule)
         self.step = self.epoch = self.batch_in_epoch = 0
-        self.best: float | None = None
+        self.best: float | None = None  # best validation MAE of the first loss target
+        self.last_checkpoint: Path | None = None  # last periodic checkpoint written by this process
         self.schedule.apply(self.optimizer, 0)
 
     def ema_weights(self):
@@ -267,7 +268,6 @@ def train(config: ExperimentConfig | dict | str | Path,  # config object, plain 
     _restore(run, resume)
     if run.rank == 0:
         Path(cfg.run_dir).mkdir(parents=True, exist_ok=True); save_yaml(cfg, Path(cfg.run_dir) / 'config.yaml')
-    run.last_checkpoint = None
     try: evals = run.fit()
     finally:
         if owns_pg: dist.destroy_process_group()
