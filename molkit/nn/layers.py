@@ -65,11 +65,16 @@ def undirected_pairs(edge_index: Tensor,  # [2, E] int64, row 0 = neighbour j, r
                      ) -> tuple[Tensor, Tensor]:  # rep [P] one edge per pair, pair [E] pair index of each edge
     "Group the directed edges (j→i, S) and (i→j, −S) of one atom pair: a representative edge per pair and each edge's pair."
     j, i = edge_index
-    S = shifts.round().long() + 50
-    code = (S[:, 0] * 101 + S[:, 1]) * 101 + S[:, 2]  # in [0, 101³); the reverse shift has code 101³ - 1 - code
-    flip = (i > j) | ((i == j) & (2 * code > 101 ** 3 - 1))
-    a, b, code = torch.where(flip, j, i), torch.where(flip, i, j), torch.where(flip, 101 ** 3 - 1 - code, code)
-    uniq, pair = torch.unique((a * n_atoms + b) * 101 ** 3 + code, return_inverse=True)
-    E = pair.shape[0]
+    E = j.shape[0]
+    S = shifts.round().long()
+    m = int(S.abs().max()) if E else 0  # one host sync; makes the integer keys exact for any shifts
+    base = 2 * m + 1
+    if n_atoms ** 2 * base ** 3 >= 2 ** 63: raise ValueError(f"{n_atoms} atoms and shifts up to {m} overflow int64 pair keys")
+    S = S + m
+    code = (S[:, 0] * base + S[:, 1]) * base + S[:, 2]  # in [0, base³); the reverse shift has code base³ - 1 - code
+    top = base ** 3 - 1
+    flip = (i > j) | ((i == j) & (2 * code > top))
+    a, b, code = torch.where(flip, j, i), torch.where(flip, i, j), torch.where(flip, top - code, code)
+    uniq, pair = torch.unique((a * n_atoms + b) * base ** 3 + code, return_inverse=True)
     rep = torch.full((uniq.shape[0],), E, dtype=torch.long, device=pair.device)
     return rep.scatter_reduce_(0, pair, torch.arange(E, device=pair.device), 'amin'), pair
