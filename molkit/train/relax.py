@@ -24,7 +24,7 @@ from .calculator import MolkitCalculator, atoms_graph
 
 # %% auto 0
 __all__ = ['OPTIMIZERS', 'OPTIMIZER_DEFAULTS', 'CalculatorSource', 'RelaxConfig', 'relax', 'calculator_factory',
-           'is2re_record_atoms', 'system_terms', 'is2re_by_relaxation']
+           'is2re_record_atoms', 'system_terms', 'is2re_by_relaxation', 'relax_structures']
 
 # %% ../../nbs/69_train.relax.ipynb
 OPTIMIZERS: dict[str, type] = {'LBFGS': LBFGS, 'BFGS': BFGS, 'FIRE': FIRE}
@@ -135,4 +135,18 @@ def is2re_by_relaxation(model: CalculatorSource,  # checkpoint path, (model, nor
            'converged_fraction': float(np.mean([r['converged'] for r in rows])) if rows else float('nan'),
            'mean_steps': float(np.mean([r['steps'] for r in rows])) if rows else float('nan')}
     if per_system: out['systems'] = rows
+    return out
+
+# %% ../../nbs/69_train.relax.ipynb
+def relax_structures(model: CalculatorSource,  # checkpoint path, (model, norms), model, ASE calculator or factory
+                     structures: Sequence[Atoms | Data],  # initial structures
+                     fmax: float = 0.05, steps: int = 200, optimizer: str = 'LBFGS',
+                     opt_kw: dict | None = None,  # optimiser arguments over OPTIMIZER_DEFAULTS
+                     device: str | None = None, use_ema: bool = True, progress: bool = True,
+                     **calc_kw: Any,  # MolkitCalculator options (dtype, energy_key, forces_key)
+                     ) -> list[tuple[Atoms, dict]]:  # (relaxed structure, trajectory info) per structure, in order
+    "Relax every structure; relaxed `Atoms` carry their final energy and forces in a `SinglePointCalculator`."
+    make, out = calculator_factory(model, device, use_ema, **calc_kw), []
+    for s in tqdm(structures, disable=not progress, desc='relaxations'):
+        out.append(relax(data_to_atoms(s) if isinstance(s, Data) else s, make(), fmax, steps, optimizer, **(opt_kw or {})))
     return out
