@@ -16,7 +16,7 @@ from torch_geometric.data import Batch, Data
 from ..keys import ENERGY, FORCES
 from ..data.atoms import atoms_to_data
 from ..models.heads import GradientForceHead
-from .inference import denormalized, load_trained
+from .inference import load_trained
 from .setup import TargetNorm
 
 # %% auto 0
@@ -63,8 +63,8 @@ def predict_energy_forces(model: nn.Module, batch: Batch, norms: dict[str, Targe
     "Denormalised energies and forces of `batch`: the force head's, else `-dE/dpos` of the denormalised energy."
     if forces_key is not None:
         preds = model(batch, [energy_key, forces_key])
-        out = denormalized(preds, batch, {k: _norm(norms, k) for k in preds})
-        return out[energy_key], out[forces_key].to(batch.pos.dtype)
+        energy = _norm(norms, energy_key).denormalize(preds[energy_key].detach(), batch, False)
+        return energy, _norm(norms, forces_key).denormalize(preds[forces_key].detach(), batch, True).to(batch.pos.dtype)
     with torch.enable_grad():
         batch.pos.requires_grad_(True)
         energy = _norm(norms, energy_key).denormalize(model(batch, [energy_key])[energy_key], batch, False)
@@ -88,6 +88,8 @@ class MolkitCalculator(Calculator):
         self.device, self.dtype, self.norms = torch.device(device), dtype, norms
         self.model = model.to(device=self.device, dtype=dtype).eval()
         self.energy_key, self.forces_key = energy_force_heads(model, energy_key, forces_key)
+        for k in (self.energy_key, self.forces_key):
+            if k is not None: _norm(norms, k)  # a missing normaliser fails here, not at the first calculation
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path,  # molkit checkpoint file
