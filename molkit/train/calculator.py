@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.constraints import FixAtoms
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Batch
 from ..keys import ENERGY, FORCES
 from ..data.atoms import atoms_to_data
 from ..models.heads import GradientForceHead
