@@ -192,3 +192,63 @@ def _data_split(a: argparse.Namespace) -> int:
     path = save_split(split, a.dataset, a.name or a.protocol or 'random', info=info, n_records=n)
     print(', '.join(f'{k}: {len(v)}' for k, v in split.items()), f'-> {path}')
     return 0
+
+# %% ../nbs/90_cli.ipynb
+@command('train', 'train a model from a YAML experiment config (CPU, one GPU, or DDP under torchrun)',
+         arg('config', help='YAML experiment config'),
+         arg('--resume', action='store_true', help='continue from the latest checkpoint of the run directory'),
+         arg('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
+             help='dotted override, e.g. optim.lr=1e-3 (repeatable)'))
+def _train(a: argparse.Namespace) -> int:
+    "Run `molkit train`."
+    from molkit.train.loop import train
+    res = train(a.config, resume=a.resume, overrides=a.overrides)
+    if int(__import__('os').environ.get('RANK', '0')) == 0:
+        best = 'n/a' if res.best is None else f'{res.best:.6g}'
+        print(f'run {res.run_dir}: {res.step} steps, {res.epoch} epochs, best val MAE {best}, '
+              f'{res.skipped_steps} skipped steps; checkpoint {res.checkpoint}')
+    return 0
+
+# %% ../nbs/90_cli.ipynb
+def _write_table(metrics: dict, out: str | None) -> None:
+    "Print `metrics` as a two-column table and write it as JSON (and CSV next to it) when `out` is given."
+    width = max(map(len, metrics), default=0)
+    for k, v in metrics.items(): print(f'{k:<{width}}  {v:.6g}' if isinstance(v, float) else f'{k:<{width}}  {v}')
+    if out:
+        p = Path(out); p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(metrics, indent=1))
+        p.with_suffix('.csv').write_text('metric,value\n' + ''.join(f'{k},{v}\n' for k, v in metrics.items()))
+        print(f'wrote {p} and {p.with_suffix(".csv")}')
+
+# %% ../nbs/90_cli.ipynb
+@command('eval', 'evaluate a checkpoint on a dataset (or a split of its own data) and print the metric table',
+         arg('checkpoint', help='checkpoint file (runs/NAME/checkpoints/best.pt or step_*.pt)'),
+         arg('dataset', nargs='?', default=None, help='molkit LMDB directory or a dataset name (e.g. qm9_subset)'),
+         arg('--split', default=None, help="instead of DATASET: this split of the checkpoint's data (val, test)"),
+         arg('--batch-size', type=int, default=64),
+         arg('--device', default=None, help='cpu, cuda, cuda:1 (default: cuda if available)'),
+         arg('--out', default=None, help='write the metrics as JSON (and CSV beside it)'))
+def _eval(a: argparse.Namespace) -> int:
+    "Run `molkit eval`."
+    from molkit.train.loop import evaluate
+    metrics = evaluate(a.checkpoint, a.dataset, split=a.split, batch_size=a.batch_size, device=a.device)
+    _write_table(metrics, a.out)
+    return 0
+
+# %% ../nbs/90_cli.ipynb
+@command('predict', 'write predictions of a checkpoint (target units) for every structure of a dataset',
+         arg('checkpoint', help='checkpoint file'),
+         arg('dataset', nargs='?', default=None, help='molkit LMDB directory or a dataset name'),
+         arg('--split', default=None, help="instead of DATASET: this split of the checkpoint's data"),
+         arg('--out', required=True, help='output .npz (one array per target, in dataset order)'),
+         arg('--batch-size', type=int, default=64),
+         arg('--device', default=None))
+def _predict(a: argparse.Namespace) -> int:
+    "Run `molkit predict`."
+    import numpy as np
+    from molkit.train.loop import predict
+    preds = predict(a.checkpoint, a.dataset, split=a.split, batch_size=a.batch_size, device=a.device)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    np.savez(a.out, **{k: v.numpy() for k, v in preds.items()})
+    print(', '.join(f'{k}: {tuple(v.shape)}' for k, v in preds.items()), f'-> {a.out}')
+    return 0
