@@ -227,9 +227,22 @@ def _write_table(metrics: dict, out: str | None) -> None:
          arg('--split', default=None, help="instead of DATASET: this split of the checkpoint's data (val, test)"),
          arg('--batch-size', type=int, default=64),
          arg('--device', default=None, help='cpu, cuda, cuda:1 (default: cuda if available)'),
+         arg('--is2re', action='store_true', help='IS2RE by relaxation: relax each initial structure with the model, '
+             'then energy MAE, EwT and ADwT against energy_relaxed / pos_relaxed'),
+         arg('--fmax', type=float, default=0.05, help='--is2re: force convergence threshold, eV/Å (OCP runs all steps: 0)'),
+         arg('--steps', type=int, default=200, help='--is2re: maximum optimiser steps'),
          arg('--out', default=None, help='write the metrics as JSON (and CSV beside it)'))
 def _eval(a: argparse.Namespace) -> int:
     "Run `molkit eval`."
+    if a.is2re:
+        from molkit.data.lmdb import LMDBDataset
+        from molkit.train.relax import is2re_by_relaxation
+        if a.dataset is None: raise ValueError('--is2re needs a DATASET of IS2RE records (energy_relaxed, pos_relaxed)')
+        ds = LMDBDataset(a.dataset)
+        metrics = is2re_by_relaxation(a.checkpoint, [ds[i] for i in range(len(ds))], fmax=a.fmax, steps=a.steps,
+                                      device=a.device)
+        _write_table(metrics, a.out)
+        return 0
     from molkit.train.loop import evaluate
     metrics = evaluate(a.checkpoint, a.dataset, split=a.split, batch_size=a.batch_size, device=a.device)
     _write_table(metrics, a.out)

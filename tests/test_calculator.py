@@ -92,3 +92,17 @@ def test_cuda_matches_cpu(tmp_path):
         out.append((atoms.get_potential_energy(), atoms.get_forces()))
     assert math.isclose(out[0][0], out[1][0], abs_tol=1e-4)
     np.testing.assert_allclose(out[0][1], out[1][1], atol=1e-4)
+
+
+def test_cli_eval_is2re(emt_data, tmp_path):
+    "`molkit eval CHECKPOINT DATASET --is2re` relaxes every record with the model and prints EwT and ADwT."
+    import json, os, subprocess, sys
+    ck = _untrained_checkpoint(tmp_path / 'untrained.pt', EF_HEADS)
+    exe = Path(sys.executable).parent / 'molkit'
+    p = subprocess.run([str(exe), 'eval', str(ck), str(emt_data['is2re']), '--is2re', '--steps', '5', '--device', 'cpu',
+                        '--out', str(tmp_path / 'is2re.json')], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert p.returncode == 0, p.stderr[-2000:]
+    m = json.loads((tmp_path / 'is2re.json').read_text())
+    assert m['n_systems'] == 4 and 0 <= m['average_distance_within_threshold'] <= 1 and m['mean_steps'] <= 5
+    assert 'energy_within_threshold' in p.stdout

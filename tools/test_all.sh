@@ -19,6 +19,13 @@ pip install -q -c constraints.txt torch==2.13.0
 pip install -q -c constraints.txt -e ".[dev]"
 echo "   installed in $((SECONDS - t0)) s: $(python -c 'import torch, torch_geometric as g; print("torch", torch.__version__, "pyg", g.__version__)')"
 
+# The browser test renders an HTML report in headless Chromium; on CI install it when missing (best effort:
+# without it that one test skips). Outside CI nothing is installed system-wide.
+if [ "${CI:-}" = "true" ] && [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ]; then
+  (timeout 300 apt-get update -qq && timeout 300 apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+    || echo "   chromium not installed; the browser test will skip"
+fi
+
 echo "== [2/4] nbdev_export and sync check"
 nbdev_export
 if [ -n "$(git status --porcelain -- molkit nbs)" ]; then
