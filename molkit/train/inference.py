@@ -16,12 +16,18 @@ from ..metrics.accumulate import MetricAccumulator
 from ..metrics.regression import regression_terms
 from .checkpoint import load_checkpoint
 from .ema import EMA
-from .losses import is_atom_level
+from .losses import is_atom_level, is_distribution_head
+from ..targets.binning import Bins
+from ..targets.dmoe import ExpertHead, mixture_on_grid
+from ..targets.uncertainty import coverage_curve, coverage_error, entropy, histogram_nll, spearman
 from .sampling import shard_indices
-from .setup import ExperimentConfig, TargetNorm, build_model, build_splits, load_config, load_dataset
+from .setup import (HEAD_BUILDERS, ExperimentConfig, ModelConfig, TargetNorm, build_model, build_splits,
+                                 load_config, load_dataset)
 
 # %% auto 0
-__all__ = ['normalized_targets', 'denormalized', 'run_inference', 'evaluate_model', 'load_trained', 'evaluate', 'predict']
+__all__ = ['normalized_targets', 'denormalized', 'point_predictions', 'distribution_labels', 'run_outputs', 'run_inference',
+           'evaluate_model', 'head_distribution', 'distribution_outputs', 'distribution_metrics', 'load_trained',
+           'evaluate', 'predict']
 
 # %% ../../nbs/67b_train.inference.ipynb
 def normalized_targets(batch: Batch, norms: dict[str, TargetNorm], names: Sequence[str]) -> dict[str, Tensor]:
@@ -45,14 +51,39 @@ def _loader(ds, indices: Sequence[int] | None = None, batch_size: int = 64, num_
     kw = dict(batch_sampler=batch_sampler) if batch_sampler is not None else dict(batch_size=batch_size, shuffle=False)
     return torch.utils.data.DataLoader(ds, collate_fn=Batch.from_data_list, num_workers=num_workers, **kw)
 
-def run_inference(model: nn.Module, ds, norms: dict[str, TargetNorm], device: torch.device,
-                  batch_size: int = 64, indices: Sequence[int] | None = None, progress: bool = False):
-    "Yield `(batch, predictions in target units)` over `ds` (or `indices` of it), in order."
+def point_predictions(model: nn.Module, out: dict[str, Tensor]) -> dict[str, Tensor]:
+    "Normalised point predictions: a distribution head's logits decoded by its `.predict`, other outputs unchanged."
+    heads = getattr(model, 'heads', {})
+    return {k: heads[k].predict(v) if k in heads and is_distribution_head(heads[k]) else v for k, v in out.items()}
+
+def distribution_labels(ds, model_cfg: ModelConfig, norms: dict[str, TargetNorm],
+                        stats_samples: int | None = None,  # seeded sample of the training set; None = all
+                        seed: int = 0) -> dict[str, Tensor]:  # target -> [N] normalised labels
+    "Normalised training labels of the distribution heads' targets, from which their bins are built."
+    names = [n for n, s in model_cfg.heads.items() if s.get('type') in HEAD_BUILDERS]
+    if not names: return {}
+    idx = list(range(len(ds)))
+    if stats_samples is not None and stats_samples < len(ds):
+        idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:stats_samples].tolist()
+    out: dict[str, list[Tensor]] = {n: [] for n in names}
+    for batch in _loader(ds, idx, 256):
+        for n, v in normalized_targets(batch, norms, names).items(): out[n].append(v)
+    return {n: torch.cat(v) for n, v in out.items()}
+
+def run_outputs(model: nn.Module, ds, device: torch.device, batch_size: int = 64,
+                indices: Sequence[int] | None = None, progress: bool = False):
+    "Yield `(batch, raw model outputs)` (normalised units; logits for distribution heads) over `ds`, in order."
     model.eval()
     for batch in tqdm(_loader(ds, indices, batch_size), disable=not progress, desc='inference', leave=False):
         batch = batch.to(device)
-        with torch.no_grad(): preds = model(batch)
-        yield batch, denormalized(preds, batch, norms)
+        with torch.no_grad(): out = model(batch)
+        yield batch, out
+
+def run_inference(model: nn.Module, ds, norms: dict[str, TargetNorm], device: torch.device,
+                  batch_size: int = 64, indices: Sequence[int] | None = None, progress: bool = False):
+    "Yield `(batch, predictions in target units)` over `ds` (or `indices` of it), in order."
+    for batch, out in run_outputs(model, ds, device, batch_size, indices, progress):
+        yield batch, denormalized(point_predictions(model, out), batch, norms)
 
 def _eval_target(batch: Batch, name: str, atom: bool, free_only: bool) -> Tensor:
     "Target `name`, with atoms held fixed set to NaN (left out of the metrics) when `free_only`."
@@ -64,14 +95,52 @@ def evaluate_model(model: nn.Module, ds, norms: dict[str, TargetNorm], device: t
                    batch_size: int = 64, progress: bool = False,
                    free_atoms_only: bool = True,  # atom-level metrics over atoms not held fixed (OC convention)
                    ) -> dict[str, float]:
-    "MAE/RMSE per target over `ds`, sharded across ranks and reduced."
-    acc = MetricAccumulator()
-    for batch, pred in run_inference(model, ds, norms, device, batch_size, shard_indices(len(ds)), progress):
+    "MAE/RMSE per target (and `<target>_nll` for graph-level distribution heads) over `ds`, sharded across ranks and reduced."
+    acc, heads = MetricAccumulator(), getattr(model, 'heads', {})
+    for batch, out in run_outputs(model, ds, device, batch_size, shard_indices(len(ds)), progress):
+        pred = denormalized(point_predictions(model, out), batch, norms)
         for k in pred:
             atom = is_atom_level(k, pred[k], batch)
             tgt = {k: _eval_target(batch, k, atom, free_atoms_only)}
             acc.add_terms(regression_terms({k: pred[k]}, tgt, batch.batch if atom else None, batch.num_graphs if atom else None))
+            if k in heads and is_distribution_head(heads[k]) and not atom:
+                nll = histogram_nll(*_histograms(heads[k], out[k], batch, norms[k], k)[:3])[0]
+                acc.add(f'{k}_nll', nll.sum(), nll.numel())
     return acc.reduce().compute().get('all', {})
+
+# %% ../../nbs/67b_train.inference.ipynb
+def head_distribution(head: nn.Module, out: Tensor) -> tuple[Tensor, Bins]:  # [N, G] probabilities, bins (normalised)
+    "Predicted bin probabilities of a distribution head; experts as their mixture on a common grid."
+    if isinstance(head, ExpertHead): return mixture_on_grid(out, head.bins)
+    return torch.softmax(out.float(), -1), head.bins
+
+def _histograms(head: nn.Module, out: Tensor, batch: Batch, norm: TargetNorm, name: str
+                ) -> tuple[Tensor, Tensor, Bins, Tensor]:  # log-probs [N, G], labels [N], bins, point predictions [N]
+    "A graph-level head's histograms, labels and point predictions in referenced target units."
+    p, bins = head_distribution(head, out)
+    phys = Bins(bins.edges * norm.std + norm.mean, bins.centres * norm.std + norm.mean)
+    y = batch[name].double().reshape(-1) - norm.offset(batch, p.shape[0])
+    return p.clamp_min(1e-30).log(), y, phys, head.predict(out).double() * norm.std + norm.mean
+
+def distribution_outputs(model: nn.Module, ds, norms: dict[str, TargetNorm], device: torch.device,
+                         target: str,  # name of a graph-level distribution head
+                         batch_size: int = 64, progress: bool = False,
+                         ) -> dict:  # probs [N, G], edges [G+1], target [N], pred [N], all float64 CPU, referenced units
+    "Predicted histograms, labels and point predictions of one distribution head over `ds`, in referenced target units."
+    head = model.heads[target]
+    if not is_distribution_head(head): raise ValueError(f"head {target!r} is not a distribution head")
+    rows = [_histograms(head, out[target], b, norms[target], target) for b, out in run_outputs(model, ds, device, batch_size, progress=progress)]
+    cat = lambda i: torch.cat([r[i].detach().double().cpu() for r in rows])
+    return {'probs': cat(0).exp(), 'edges': rows[0][2].edges.cpu(), 'target': cat(1), 'pred': cat(3)}
+
+def distribution_metrics(d: dict) -> dict[str, float]:  # mae, rmse (target units), nll (nats), spearman, coverage_gap
+    "Point and uncertainty metrics of `distribution_outputs`: entropy is the uncertainty score."
+    bins, lp, y = Bins(d['edges']), d['probs'].clamp_min(1e-30).log(), d['target']
+    err = (d['pred'] - y).abs()
+    lev, emp = coverage_curve(lp, y, bins)
+    return {'mae': err.mean().item(), 'rmse': err.square().mean().sqrt().item(),
+            'nll': histogram_nll(lp, y, bins)[0].mean().item(), 'spearman': spearman(entropy(lp), err),
+            'coverage_gap': coverage_error(lev, emp)}
 
 # %% ../../nbs/67b_train.inference.ipynb
 def load_trained(checkpoint: str | Path, device: str | torch.device = 'cpu', use_ema: bool = True):

@@ -21,7 +21,7 @@ from .checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, pr
                                      rng_state, save_checkpoint, set_rng_state)
 from .config import save_yaml, to_dict
 from .ema import EMA
-from .inference import _loader, evaluate, evaluate_model, normalized_targets, predict
+from .inference import _loader, distribution_labels, evaluate, evaluate_model, normalized_targets, predict
 from .losses import total_loss
 from .sampling import BalancedBatchSampler, barrier, dist_info
 from .schedules import LRSchedule
@@ -56,7 +56,8 @@ class Run:
         self.cfg, self.splits, self.device = cfg, splits, device
         self.rank, self.world = dist_info()
         self.norms = fit_normalizers(splits['train'], cfg.model, cfg.data, cfg.seed)
-        self.model = build_model(cfg.model).to(device)
+        labels = distribution_labels(splits['train'], cfg.model, self.norms, cfg.data.stats_samples, cfg.seed)
+        self.model = build_model(cfg.model, labels).to(device)  # distribution heads: bins from the normalised labels
         self.ddp = self.model
         if self.world > 1:
             unused = set(cfg.model.heads) != set(cfg.targets)
@@ -111,7 +112,8 @@ def train_step(self: Run, batches: list[Batch]) -> dict:
         sync = self.ddp.no_sync() if self.world > 1 and i < len(batches) - 1 else nullcontext()
         with sync:
             with self.prec.autocast(): preds = self.ddp(batch, names)
-            with self.prec.fp32(): loss, parts = total_loss(specs, preds, normalized_targets(batch, self.norms, names), batch)
+            with self.prec.fp32(): loss, parts = total_loss(specs, preds, normalized_targets(batch, self.norms, names), batch,
+                                                           self.model.heads)
             self.prec.backward(loss / len(batches))
         finite &= bool(torch.isfinite(loss))
         for k, v in {'loss': loss.detach(), **parts}.items(): terms[k] = terms.get(k, 0.0) + float(v) / len(batches)

@@ -5,16 +5,19 @@
 # %% ../../nbs/63_train.losses.ipynb 3
 from __future__ import annotations
 from dataclasses import dataclass
+from fastcore.basics import patch
 from typing import Callable
 import torch
 import torch.distributed as dist
 from torch import Tensor
 from torch_geometric.data import Batch
 from ..keys import FIELDS, FIXED
+from ..targets.binning import TargetConfig
+from ..targets.losses import LossConfig
 
 # %% auto 0
-__all__ = ['LossFn', 'LOSS_FNS', 'REDUCTIONS', 'l1', 'mse', 'l2mae', 'register_loss', 'is_atom_level', 'LossSpec', 'global_mean',
-           'total_loss']
+__all__ = ['LossFn', 'LOSS_FNS', 'REDUCTIONS', 'SOFT_LOSSES', 'l1', 'mse', 'l2mae', 'register_loss', 'is_atom_level', 'LossSpec',
+           'is_distribution_head', 'global_mean', 'total_loss']
 
 # %% ../../nbs/63_train.losses.ipynb
 LossFn = Callable[[Tensor, Tensor, Batch], Tensor]  # (pred, target, batch) -> item errors [n_items]
@@ -73,6 +76,8 @@ def is_atom_level(name: str, value: Tensor, batch: Batch) -> bool:
     n_graphs = int(getattr(batch, 'num_graphs', 1))
     return value.shape[0] == batch.num_nodes and value.shape[0] != n_graphs
 
+SOFT_LOSSES: dict[str, str] = {'dmoe': 'dmoe', 'ce': 'ce', 'soft_l1': 'l1'}  # LossSpec.fn -> `LossConfig.mode` of a distribution head
+
 @dataclass
 class LossSpec:
     "One loss term: `weight · reduction(fn(pred[pred_key], target, batch))`."
@@ -82,9 +87,12 @@ class LossSpec:
     reduction: str = 'mean'  # key of `REDUCTIONS`: mean | atomwise | structurewise | sum
     free_atoms_only: bool = False  # atom-level targets: ignore atoms with `fixed` True
     pred: str | None = None  # key in the model's prediction dict; None = `target`
+    l1_weight: float = 1.0  # soft-target losses: λ in CE + λ·L1 (`molkit.targets.losses.LossConfig`)
+    l1_ref: str = 'target'  # soft-target losses: L1 against E[target histogram] ('target') or the raw label ('label')
 
     def __post_init__(self):
-        if self.fn not in LOSS_FNS: raise KeyError(f"unknown loss fn {self.fn!r}; registered: {sorted(LOSS_FNS)}")
+        if self.fn not in LOSS_FNS and self.fn not in SOFT_LOSSES:
+            raise KeyError(f"unknown loss fn {self.fn!r}; registered: {sorted(LOSS_FNS)}, soft-target: {sorted(SOFT_LOSSES)}")
         if self.reduction not in REDUCTIONS:
             raise KeyError(f"unknown reduction {self.reduction!r}; expected one of {sorted(REDUCTIONS)}")
 
@@ -100,6 +108,25 @@ class LossSpec:
         return REDUCTIONS[self.reduction](err, mask, item_graph, int(getattr(batch, 'num_graphs', 1)))
 
 # %% ../../nbs/63_train.losses.ipynb
+def is_distribution_head(head) -> bool:
+    "True for heads that output bin logits and own `.predict` / `.loss` (DMoE heads)."
+    return callable(getattr(head, 'predict', None)) and callable(getattr(head, 'loss', None))
+
+@patch
+def soft_parts(self: LossSpec, head, out: Tensor,  # head logits [N, (C,) (M,) K]
+               y: Tensor,  # [N] or [N, C] normalised labels
+               batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor]]:  # numerator, denominator, {'ce', 'l1'}
+    "Local `(mean · count, count)` of a soft-target loss from the head's `.loss`, and its CE / L1 terms."
+    if self.reduction not in ('mean', 'atomwise'): raise ValueError(f"soft-target loss {self.fn!r}: reduction must be 'mean', got {self.reduction!r}")
+    mask = None
+    if self.free_atoms_only and is_atom_level(self.target, y, batch) and batch.get(FIXED) is not None:
+        mask = (~batch[FIXED].bool()).reshape(-1, *([1] * (y.dim() - 1))).expand_as(y)
+    cfg = LossConfig(SOFT_LOSSES[self.fn], self.l1_weight, self.l1_ref, getattr(head, 'soft_target', TargetConfig()))
+    loss, terms = head.loss(out, y, cfg, mask)
+    n = torch.tensor(float(y.numel() if mask is None else mask.sum()), device=loss.device)
+    return loss.float() * n, n, {k: terms[k].detach().float() for k in ('ce', 'l1')}
+
+# %% ../../nbs/63_train.losses.ipynb
 def global_mean(num: Tensor, den: Tensor) -> Tensor:
     "`num / den` whose gradient, after DDP gradient averaging, is that of the mean over all ranks."
     world = _dist_world()
@@ -108,12 +135,28 @@ def global_mean(num: Tensor, den: Tensor) -> Tensor:
     dist.all_reduce(den)
     return num * world / den.clamp_min(1)
 
+def _term(s: LossSpec, preds: dict[str, Tensor], targets: dict[str, Tensor], batch: Batch,
+          heads: dict | None) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    "Local `(numerator, denominator, logged sub-terms)` of one spec, routed to a distribution head when soft."
+    key = s.pred or s.target
+    head = None if heads is None or key not in heads else heads[key]
+    if s.fn in SOFT_LOSSES:
+        if not is_distribution_head(head): raise ValueError(f"loss fn {s.fn!r} on {key!r} needs a distribution head (type: dist)")
+        return s.soft_parts(head, preds[key], targets[s.target], batch)
+    if is_distribution_head(head): raise ValueError(f"loss fn {s.fn!r} on {key!r}: a distribution head needs one of {sorted(SOFT_LOSSES)}")
+    return *s.parts(preds, targets, batch), {}
+
 def total_loss(specs: list[LossSpec],  # the loss terms
-               preds: dict[str, Tensor],  # model outputs, name -> prediction
+               preds: dict[str, Tensor],  # model outputs, name -> prediction (logits for distribution heads)
                targets: dict[str, Tensor],  # normalised targets, name -> value
                batch: Batch,  # the batch (for `batch.batch`, `fixed`, `num_graphs`)
-               ) -> tuple[Tensor, dict[str, Tensor]]:  # (scalar fp32 loss, detached term per target)
+               heads: dict | None = None,  # the model's heads, needed for soft-target losses
+               ) -> tuple[Tensor, dict[str, Tensor]]:  # (scalar fp32 loss, detached term per target and '<target>/ce', '/l1')
     "Weighted sum of the loss terms; each term is a global mean under DDP."
-    terms = {s.target: global_mean(*s.parts(preds, targets, batch)) for s in specs}
+    terms, logs = {}, {}
+    for s in specs:
+        num, den, sub = _term(s, preds, targets, batch, heads)
+        terms[s.target] = global_mean(num, den)
+        logs.update({f'{s.target}/{k}': v for k, v in sub.items()})
     loss = sum(s.weight * terms[s.target] for s in specs)
-    return loss, {k: v.detach() for k, v in terms.items()}
+    return loss, {k: v.detach() for k, v in {**terms, **logs}.items()}

@@ -16,7 +16,9 @@ from ..data.atoms import atoms_to_data
 from ..models.base import Model, build_backbone, batch_vector
 from ..models.heads import HEADS
 import molkit.models.schnet  # registers 'schnet'
-from .losses import LossSpec, is_atom_level
+from .losses import LossSpec, is_atom_level, is_distribution_head
+from ..targets.binning import BinsConfig, TargetConfig
+from ..targets.dmoe import DistHead, DistHeadConfig, ExpertHead, build_dist_head
 from .amp import PrecisionConfig
 from .config import from_dict, load_yaml, override
 from ..data.stats import compute_stats
@@ -24,9 +26,9 @@ from ..data.splits import random_split
 from .schedules import LRBlock, ScheduleCfg, adamw_param_groups
 
 # %% auto 0
-__all__ = ['DATASETS', 'DataConfig', 'ModelConfig', 'OptimConfig', 'EMAConfig', 'TrainConfig', 'ExperimentConfig', 'load_config',
-           'AtomsDataset', 'load_dataset', 'Subset', 'build_splits', 'TargetNorm', 'fit_normalizers', 'build_head',
-           'build_model', 'lr_blocks', 'build_optimizer']
+__all__ = ['DATASETS', 'HEAD_BUILDERS', 'DataConfig', 'ModelConfig', 'OptimConfig', 'EMAConfig', 'TrainConfig',
+           'ExperimentConfig', 'load_config', 'AtomsDataset', 'load_dataset', 'Subset', 'build_splits', 'TargetNorm',
+           'fit_normalizers', 'DistSpec', 'build_dist', 'build_head', 'build_model', 'lr_blocks', 'build_optimizer']
 
 # %% ../../nbs/67a_train.setup.ipynb
 @dataclass
@@ -211,23 +213,54 @@ def fit_normalizers(ds: Sequence[Data], model_cfg: ModelConfig, data_cfg: DataCo
     return out
 
 # %% ../../nbs/67a_train.setup.ipynb
-def build_head(spec: dict, backbone: nn.Module, heads: dict[str, nn.Module]) -> nn.Module:
-    "One head from `{type: key of HEADS, **kwargs}`."
+@dataclass
+class DistSpec:
+    "A distribution (DMoE) head in `ModelConfig.heads`: `{type: dist, bins, target, head, experts, combine}`."
+    type: str = 'dist'
+    bins: BinsConfig = field(default_factory=BinsConfig)  # bins from the normalised training labels
+    target: TargetConfig = field(default_factory=TargetConfig)  # label -> histogram (and the support padding σ)
+    head: dict = field(default_factory=dict)  # `DistHeadConfig` fields; `in_dim` defaults to the backbone width
+    experts: int = 1  # M heads with offset bins (> 1: `ExpertHead`)
+    combine: str = 'mean'  # experts: 'mean', 'mixture' or 'gate'
+
+def build_dist(spec: dict,  # `DistSpec` as a dict
+               backbone: nn.Module,
+               labels: Tensor | None = None,  # [N] normalised training labels; None: placeholder bins (load a state dict next)
+               ) -> DistHead | ExpertHead:
+    "A distribution head with bins built from normalised training labels (buffers, saved with the model)."
+    s = from_dict(DistSpec, spec, 'dist head')
+    cfg = from_dict(DistHeadConfig, {'in_dim': backbone.cfg.hidden_dim, **s.head}, 'dist head.head')
+    y = labels if labels is not None else torch.linspace(-1, 1, 4 * s.bins.num_bins, dtype=torch.float64)
+    head = build_dist_head(y, cfg, s.bins, s.target, s.experts, s.combine)
+    head.soft_target = s.target  # read by the soft-target losses (`molkit.train.losses`)
+    return head
+
+HEAD_BUILDERS: dict[str, Callable] = {'dist': build_dist}  # head types built from training labels, not from kwargs
+
+def build_head(spec: dict, backbone: nn.Module, heads: dict[str, nn.Module],
+               labels: Tensor | None = None,  # normalised training labels of this head's target (distribution heads)
+               ) -> nn.Module:
+    "One head from `{type: key of HEADS or HEAD_BUILDERS, **kwargs}`."
     spec = dict(spec)
-    if 'type' not in spec: raise KeyError(f"head spec {spec} has no 'type'; one of {sorted(HEADS)}")
+    if 'type' not in spec: raise KeyError(f"head spec {spec} has no 'type'; one of {sorted(HEADS) + sorted(HEAD_BUILDERS)}")
+    if spec['type'] in HEAD_BUILDERS: return HEAD_BUILDERS[spec['type']](spec, backbone, labels)
     cls = HEADS[spec.pop('type')]
     params = inspect.signature(cls).parameters
-    if 'energy' in spec: spec['energy'] = heads[spec['energy']]
+    if 'energy' in spec:
+        if is_distribution_head(heads[spec['energy']]): raise ValueError(f"{spec['energy']!r} is a distribution head; gradient heads need a scalar energy head")
+        spec['energy'] = heads[spec['energy']]
     if 'in_dim' in params and 'in_dim' not in spec: spec['in_dim'] = backbone.cfg.hidden_dim
     if 'cutoff' in params and 'cutoff' not in spec: spec['cutoff'] = backbone.cfg.cutoff
     return cls(**spec)
 
-def build_model(cfg: ModelConfig) -> Model:
+def build_model(cfg: ModelConfig,
+                labels: dict[str, Tensor] | None = None,  # target -> normalised training labels, for distribution heads
+                ) -> Model:
     "Backbone from the registry and the configured heads (energy heads before their gradient-force heads)."
     backbone = build_backbone(cfg.backbone, cfg.preset, **cfg.backbone_cfg)
     heads: dict[str, nn.Module] = {}
     for name, spec in sorted(cfg.heads.items(), key=lambda kv: 'energy' in kv[1]):
-        heads[name] = build_head(spec, backbone, heads)
+        heads[name] = build_head(spec, backbone, heads, (labels or {}).get(name))
     return Model(backbone, {k: heads[k] for k in cfg.heads})
 
 # %% ../../nbs/67a_train.setup.ipynb
