@@ -65,7 +65,8 @@ def register_backbone(name: str,  # registry key, e.g. 'schnet'
                       ) -> Callable[[type[Backbone]], type[Backbone]]:
     "Class decorator: register a backbone under `name` with its config class and presets."
     def deco(cls: type[Backbone]) -> type[Backbone]:
-        if name in BACKBONES and BACKBONES[name] is not cls: raise KeyError(f"backbone {name!r} already registered")
+        old = BACKBONES.get(name)  # the same class defined again (cell re-run, reload) replaces it; another is a clash
+        if old is not None and old.__qualname__ != cls.__qualname__: raise KeyError(f"backbone {name!r} already registered by {old.__qualname__}")
         cls.Config, cls.presets = config, dict(presets or {})
         BACKBONES[name] = cls
         return cls

@@ -47,7 +47,11 @@ def register_reader(name: str, # registry key
                    ):
     "Decorator: add the function to `READERS` under `name` and return it unchanged."
     def _register(fn):
-        if name in READERS and READERS[name].read is not fn: raise ValueError(f"reader {name!r} already registered")
+        # the same function defined again (a notebook cell re-run, a module reload) replaces the entry;
+        # a different function under a taken name is a clash
+        old = READERS.get(name)
+        if old is not None and old.read.__qualname__ != fn.__qualname__:
+            raise ValueError(f"reader {name!r} already registered by {old.read.__module__}.{old.read.__qualname__}")
         READERS[name] = ReaderSpec(name, fn, description, layout)
         return fn
     return _register
