@@ -9,7 +9,7 @@ performance_anchors.md §4.2): pos, atomic numbers, cell, natoms, tags, fixed, e
 
 Median over every (record, repeat) timing, one thread, data in the page cache.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_lmdb_decode.py [--records 400] [--repeats 5] [--out benchmarks/lmdb_decode.md]
+    OMP_NUM_THREADS=1 python benchmarks/bench_lmdb_decode.py [--records 400] [--repeats 5] [--out benchmarks/RESULTS.md]
 """
 import argparse, os, pickle, platform, tempfile, time
 from pathlib import Path
