@@ -77,9 +77,7 @@ def test_seeded(emt):
 
 
 @pytest.mark.slow
-def test_100_systems_under_a_minute(tmp_path):
-    t0 = time.perf_counter()
+def test_100_systems(tmp_path):
+    "The full-size default run writes 100 IS2RE records (its time is measured by benchmarks/bench_data.py)."
     paths = write_emt_dataset(EMTConfig(n_systems=100), tmp_path / 'emt', progress=False)
-    dt = time.perf_counter() - t0
     assert len(LMDBDataset(paths['is2re'])) == 100
-    assert dt < 60, f"100 EMT systems took {dt:.1f} s"

@@ -81,7 +81,8 @@ def test_build_subset_is_seeded(pack, tmp_path):
     assert all(np.array_equal(x.positions, y.positions) for x, y in zip(la, lb))
 
 
-def test_subset_loads_fast():
-    t0 = time.perf_counter()
-    mols = load_qm9_subset()
-    assert time.perf_counter() - t0 < 2.0 and len(mols) == 5000
+def test_subset_loads_as_atoms_and_graphs():
+    "Both forms hold the same 5,000 molecules (load time is measured by benchmarks/bench_data.py)."
+    mols, graphs = load_qm9_subset(), load_qm9_subset(as_atoms=False)
+    assert len(mols) == len(graphs) == 5000
+    assert all(g.U0.item() == m.info['U0'] and g.z.tolist() == m.numbers.tolist() for m, g in zip(mols[::97], graphs[::97]))

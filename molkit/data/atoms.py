@@ -16,7 +16,7 @@ from torch_geometric.data import Data
 from ..keys import (Z, POS, CELL, PBC, NATOMS, TAGS, FIXED, ENERGY, FORCES, STRESS, FIELDS)
 
 # %% auto 0
-__all__ = ['atoms_to_data', 'data_to_atoms', 'atoms_equal']
+__all__ = ['atoms_to_data', 'graph_from_fields', 'data_to_atoms', 'atoms_equal']
 
 # %% ../../nbs/10_data.atoms.ipynb
 _STRUCTURE = {Z, POS, CELL, PBC, NATOMS, TAGS, FIXED, 'batch', 'ptr', 'edge_index', 'shifts', 'edge_vec', 'edge_len'}
@@ -85,6 +85,14 @@ def atoms_to_data(atoms: Atoms,  # structure with optional calculator results, `
         if clash: raise ValueError(f"label name(s) {sorted(clash)} clash with structural fields or with another label source")
         d.update(source)
     return Data(**d, calc_keys=list(calc), info_keys=list(info), array_keys=list(arrays))
+
+# %% ../../nbs/10_data.atoms.ipynb
+def graph_from_fields(fields: dict,  # field name -> tensor or Python value, as for `Data(**fields)`
+                      ) -> Data:
+    "`Data(**fields)` without PyG's per-attribute `__setattr__`: the same store, built in one update."
+    d = Data()
+    d._store._mapping.update(fields)
+    return d
 
 # %% ../../nbs/10_data.atoms.ipynb
 def _to_numpy(v, graph_level: bool):
