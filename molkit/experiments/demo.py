@@ -26,7 +26,7 @@ DEMO_SCHNET = {'hidden_dim': 64, 'num_filters': 64, 'num_interactions': 3, 'num_
 DEMO_HEADS = {'L1': ({'type': 'energy'}, 'l1'),
               'DMoE': ({'type': 'dist', 'bins': {'num_bins': 64}, 'target': {'kind': 'hl_gauss', 'sigma': 0.75}}, 'dmoe')}
 
-def demo_ablation(out_dir: str | Path, steps: int = 1500, n_train: int = 2000, n_test: int = 500, seed: int = 0,
+def demo_ablation(out_dir: str | Path, steps: int = 1200, n_train: int = 2000, n_test: int = 500, seed: int = 0,
                   batch_size: int = 32, device: str | None = None) -> AblationConfig:
     "The demo as an ablation: one base experiment and two variants (L1, DMoE) that differ only in head and loss."
     base = {'data': {'dataset': 'qm9_subset', 'limit': n_train + 2 * n_test, 'batch_size': batch_size,
@@ -81,7 +81,7 @@ def demo_report(path: Path, rows: list[dict], dist: dict, l1_pred: np.ndarray, n
 
 # %% ../../nbs/81_experiments.demo.ipynb
 def run_demo(out_dir: str | Path = 'molkit_demo',  # where runs/, results.json and report.html go
-             steps: int = 1500,  # optimiser steps of each model
+             steps: int = 1200,  # optimiser steps of each model
              n_train: int = 2000,  # training molecules (validation and test: `n_test` each)
              seed: int = 0,
              device: str | None = None,  # None: cuda if available, else cpu
