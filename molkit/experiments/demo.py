@@ -72,8 +72,8 @@ def demo_report(path: Path, rows: list[dict], dist: dict, l1_pred: np.ndarray, n
     y, p = dist['target'].numpy(), dist['probs'].numpy()
     intro = (f"SchNet with an L1 head vs a DMoE distribution head at the same budget on {len(y)} QM9 test molecules. "
              "Energies are U0 minus the per-element linear reference (eV). NLL and Spearman are undefined for the L1 head.")
-    samples = distributions_grid(p[:n_samples], dist['edges'].numpy(), y[:n_samples], names[:n_samples],
-                                 preds=dist['pred'].numpy()[:n_samples], unit='eV', title='DMoE: predicted distributions vs labels')
+    samples = distributions_grid(p[:n_samples], dist['edges'].numpy(), y[:n_samples], names[:n_samples], unit='eV',
+                                 title='DMoE: predicted distributions vs labels')
     sections = [Section('L1 vs DMoE', intro, [Table(rows, 'test set')]),
                 Section('Predicted distributions for sample molecules', 'The first test molecules; the label is marked.', samples),
                 *evaluation_sections(p, dist['edges'].numpy(), y, baselines={'L1': l1_pred}, names=names, model='DMoE', unit='eV')]
