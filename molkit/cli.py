@@ -76,11 +76,12 @@ def main(argv: list[str] | None = None) -> int:
          arg('--trusted', action='store_true', help='allow unpickling a legacy LMDB (pickle runs code: only for files you trust)'),
          arg('--format', default=None, help='ase.io format of SRC when its name does not tell (e.g. aims-output)'),
          arg('--shard-size', type=int, default=None, help='records per shard'),
+         arg('--overwrite', action='store_true', help='replace DST if it exists (only once the new dataset is complete)'),
          arg('--quiet', action='store_true', help='no progress bar'))
 def _convert(a: argparse.Namespace) -> int:
     "Run `molkit convert`."
     from molkit.data.convert import convert
-    kw = {} if a.shard_size is None else {'shard_size': a.shard_size}
+    kw = {'overwrite': a.overwrite, **({} if a.shard_size is None else {'shard_size': a.shard_size})}
     out = convert(a.src, a.dst, trusted=a.trusted, progress=not a.quiet, format=a.format, **kw)
     print(f'wrote {out}')
     return 0

@@ -232,14 +232,17 @@ def test_atoms_round_trip(tmp_path):
     from molkit.data.atoms import atoms_to_data, data_to_atoms, atoms_equal
     slab, mol = _emt_slab(), molecule("CH3CH2OH")
     mol.calc = EMT(); mol.get_potential_energy(); mol.info["mu"] = 1.69
-    ds = LMDBDataset(write_lmdb([slab, mol], tmp_path / "ds", progress=False))
-    for i, atoms in enumerate([slab, mol]):
-        assert same(ds[i], atoms_to_data(atoms))
-        assert atoms_equal(data_to_atoms(ds[i]), data_to_atoms(atoms_to_data(atoms)))
-    d = ds[0]
+    # a slab and a molecule carry different labels, so each is its own dataset (a dataset has one set of fields)
+    slabs = LMDBDataset(write_lmdb([slab, slab], tmp_path / "slabs", progress=False))
+    mols = LMDBDataset(write_lmdb([mol], tmp_path / "mols", progress=False))
+    for ds, atoms in ((slabs, slab), (mols, mol)):
+        assert same(ds[0], atoms_to_data(atoms))
+        assert atoms_equal(data_to_atoms(ds[0]), data_to_atoms(atoms_to_data(atoms)))
+    d = slabs[1]
     assert d.fixed.sum().item() == 4 and d.tags.tolist() == slab.get_tags().tolist() and d.pbc.tolist() == [[True, True, False]]
     assert d.energy.item() == pytest.approx(slab.get_potential_energy(), abs=1e-9)
-    assert ds[1].mu.tolist() == [1.69] and ds[1].pbc.tolist() == [[False] * 3]
+    assert mols[0].mu.tolist() == [1.69] and mols[0].pbc.tolist() == [[False] * 3]
+    with pytest.raises(LMDBError, match="record 1: fields differ"): write_lmdb([slab, mol], tmp_path / "mixed", progress=False)
 
 
 def test_convert_extxyz_and_info(tmp_path):

@@ -46,11 +46,14 @@ def _label_tensor(key: str, value, dtype: torch.dtype, graph_level: bool):
     return t.reshape(1, *t.shape) if graph_level else t
 
 # %% ../../nbs/10_data.atoms.ipynb
-_PER_ATOM_RESULTS = {FORCES, 'energies', 'stresses', 'charges', 'magmoms'}
+# ASE's calculator properties (ase.calculators.calculator.all_properties) by level
+_PER_ATOM_RESULTS = {FORCES, 'energies', 'stresses', 'charges', 'magmoms', 'born_effective_charges'}
+_GRAPH_RESULTS = {ENERGY, 'free_energy', STRESS, 'dipole', 'magmom', 'dielectric_tensor', 'polarization', 'virial'}
 
 def _calc_is_per_atom(key: str, shape: tuple, n: int) -> bool:
-    "Whether a calculator result is per-atom: known per-atom names, else a leading dimension of n > 1."
+    "Whether a calculator result is per-atom: ASE's known properties by name, else a leading dimension of n > 1."
     if key in _PER_ATOM_RESULTS: return True
+    if key in _GRAPH_RESULTS: return False
     if key in FIELDS: return FIELDS[key].level == 'atom'
     return len(shape) >= 1 and shape[0] == n and n > 1
 

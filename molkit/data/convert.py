@@ -30,7 +30,12 @@ def open_dataset(path: str | Path,  # molkit dataset directory, or legacy `.lmdb
                  trusted: bool = False,  # allow unpickling a legacy LMDB (runs code from the file)
                  ) -> LMDBDataset | LegacyLMDBDataset:
     "Open a molkit LMDB dataset, or a legacy OCP/fairchem LMDB when `trusted`."
-    return LMDBDataset(path) if is_molkit_dataset(path) else LegacyLMDBDataset(path, trusted=trusted)
+    p = Path(path)
+    if not p.exists(): raise FileNotFoundError(f"{p}: no such file or directory")
+    if is_molkit_dataset(p): return LMDBDataset(p)
+    if p.is_dir() and not any(p.glob('*.lmdb')):
+        raise LMDBError(f"{p}: neither a molkit dataset (no {SHARD_NAME.format(0)}) nor a directory of legacy *.lmdb shards")
+    return LegacyLMDBDataset(p, trusted=trusted)
 
 # %% ../../nbs/12c_data.convert.ipynb
 def _ase_frames(src: Path, format: str | None = None) -> Iterator:

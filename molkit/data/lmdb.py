@@ -237,17 +237,19 @@ def write_lmdb(records: Iterable,  # `Data` graphs (contract fields) or `ase.Ato
                ) -> Path:
     "Write `records` as a molkit LMDB dataset at `path`, atomically; returns `path`."
     path = Path(path)
-    if path.exists() and not overwrite: raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+    if path.exists() and not overwrite: raise FileExistsError(f"{path} exists (pass overwrite=True, or `molkit convert --overwrite`, to replace it)")
     if shard_size < 1: raise ValueError(f"shard_size must be >= 1, got {shard_size}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.incomplete-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        w, natoms, names = _ShardWriter(tmp, shard_size, map_size), [], set()
+        w, natoms, names = _ShardWriter(tmp, shard_size, map_size), [], None
         for i, rec in enumerate(tqdm(records, total=total, disable=not progress, desc=f"writing {path.name}", unit='rec')):
             data = _as_data(rec, i, path)
+            names = _same_fields(names, data, f"{path}, record {i}")
             w.add(encode_record(data, f"{path}, record {i}"))
-            natoms.append(data[POS].shape[0]); names.update(data.keys())
+            natoms.append(data[POS].shape[0])
+        names = names or set()
         meta = {'format': 'molkit-lmdb', 'schema_version': SCHEMA_VERSION, 'length': len(natoms),
                 'fields': sorted(names), 'units': {k: FIELDS[k].unit for k in sorted(names) if k in FIELDS},
                 'created': _creation_info()}
@@ -256,6 +258,14 @@ def write_lmdb(records: Iterable,  # `Data` graphs (contract fields) or `ase.Ato
         shutil.rmtree(tmp, ignore_errors=True); raise
     _replace_dir(tmp, path)
     return path
+
+def _same_fields(first: set | None, data: Data, where: str) -> set:
+    "The field names of the first record; every later record must carry the same ones, or batching breaks."
+    names = set(data.keys())
+    if first is None or names == first: return names
+    raise LMDBError(f"{where}: fields differ from the first record's (missing {sorted(first - names)}, "
+                    f"extra {sorted(names - first)}); a dataset needs one set of fields so that its graphs batch. "
+                    "Drop or fill the odd labels before writing (e.g. del atoms.info[key]).")
 
 def _replace_dir(tmp: Path, path: Path) -> None:
     "Rename the finished `tmp` to `path` (an existing `path` is moved aside first, then deleted)."

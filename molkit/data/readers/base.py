@@ -5,6 +5,7 @@
 # %% ../../../nbs/13_data.readers.base.ipynb 3
 from __future__ import annotations
 from collections import Counter
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -14,7 +15,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 # %% auto 0
 __all__ = ['READERS', 'Z_MAX', 'ReaderError', 'reader_error', 'ReaderSpec', 'register_reader', 'read_structures', 'readers_table',
-           'ReadReport', 'check_numbers', 'check_array', 'labelled_atoms', 'read_ase']
+           'ReadReport', 'warn_skipped', 'check_numbers', 'check_array', 'labelled_atoms', 'read_ase']
 
 # %% ../../../nbs/13_data.readers.base.ipynb
 class ReaderError(ValueError):
@@ -85,6 +86,15 @@ class ReadReport:
 
     @property
     def n_skipped(self) -> int: return sum(self.skipped.values())
+
+def warn_skipped(path, # file the reader read
+                 report: ReadReport, # what it read and left out
+                 own: bool, # True when the reader made the report itself (the caller did not pass one)
+                 what: str = 'records', # what a record is, for the message
+                ) -> None:
+    "Warn with the counts of records left out when the caller did not ask for a report: nothing goes silently."
+    if own and report.n_skipped:
+        warnings.warn(f"{path}: left out {report.n_skipped} of {report.n_read + report.n_skipped} {what}: {dict(report.skipped)}")
 
 # %% ../../../nbs/13_data.readers.base.ipynb
 Z_MAX = 118  # heaviest element a reader accepts by default (oganesson)

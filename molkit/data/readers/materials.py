@@ -11,7 +11,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_numbers
-from .base import (register_reader, reader_error, check_numbers, check_array, labelled_atoms,
+from .base import (warn_skipped, register_reader, reader_error, check_numbers, check_array, labelled_atoms,
                                       read_ase, ReadReport, Z_MAX)
 
 # %% auto 0
@@ -155,7 +155,13 @@ def read_qmof(path, # the QMOF database directory
              ) -> Iterator[Atoms]:
     "Yield QMOF structures (Å) with `info['name']` = qmof_id and the property in `info[label]`."
     path, label = Path(path), label or target.split('.')[-1]
-    report = report if report is not None else ReadReport()
+    own, report = report is None, report if report is not None else ReadReport()
+    yield from _qmof_structures(path, target, label, structures, on_nan, report, z_max)
+    warn_skipped(path, report, own, 'QMOF rows')
+
+def _qmof_structures(path: Path, target: str, label: str, structures: str, on_nan: str, report: ReadReport,
+                     z_max: int) -> Iterator[Atoms]:
+    "The rows of a QMOF table with a finite `target`, as structures from their CIFs."
     for i, row in enumerate(_qmof_rows(path)):
         qid = _lookup(row, 'qmof_id')
         if not qid: raise reader_error(path, i, 'a `qmof_id` in every row', sorted(row)[:8])

@@ -4,13 +4,12 @@
 
 # %% ../../../nbs/13a_data.readers.molecules.ipynb 3
 from __future__ import annotations
-import warnings
 from pathlib import Path
 from typing import Iterator
 import numpy as np
 from ase import Atoms
 from ...keys import HARTREE_EV, BOHR_ANGSTROM, KCALMOL_EV
-from .base import (register_reader, reader_error, check_numbers, check_array, labelled_atoms,
+from .base import (warn_skipped, register_reader, reader_error, check_numbers, check_array, labelled_atoms,
                                       ReadReport, Z_MAX)
 
 # %% auto 0
@@ -54,11 +53,6 @@ def conformers(path, record, # file and record (molecule / group), for error mes
                              info={**(info or {}), 'fid': i, **{k: v[i].item() for k, v in frame_info.items()}})
 
 # %% ../../../nbs/13a_data.readers.molecules.ipynb
-def _finish(path, report: ReadReport, own: bool) -> None:
-    "Warn with the count of skipped records when the caller did not ask for a report."
-    if own and report.n_skipped:
-        warnings.warn(f"{path}: left out {report.n_skipped} of {report.n_read + report.n_skipped} conformers: {dict(report.skipped)}")
-
 def _npz(path) -> dict:
     "Load an `.npz` without unpickling (object arrays are refused)."
     path = Path(path)
@@ -159,7 +153,7 @@ def read_spice(path, # SPICE .hdf5
                                   -_ds(path, g, 'dft_total_gradient'), pos_scale=BOHR_ANGSTROM, e_scale=HARTREE_EV,
                                   f_scale=HARTREE_EV / BOHR_ANGSTROM, info=info, frame_info=extra,
                                   on_nan=on_nan, report=report, z_max=z_max)
-    _finish(path, report, own)
+    warn_skipped(path, report, own, 'conformers')
 
 # %% ../../../nbs/13a_data.readers.molecules.ipynb
 @register_reader('ani1x', 'ANI-1x HDF5; Hartree, Hartree/Å at a chosen level of theory -> eV, eV/Å',
@@ -180,7 +174,7 @@ def read_ani1x(path, # ani1x-release.h5
             yield from conformers(path, name, _ds(path, g, 'atomic_numbers'), _ds(path, g, 'coordinates'),
                                   E, F, e_scale=HARTREE_EV, f_scale=HARTREE_EV,
                                   info={'name': name}, on_nan=on_nan, report=report, z_max=z_max)
-    _finish(path, report, own)
+    warn_skipped(path, report, own, 'conformers')
 
 # %% ../../../nbs/13a_data.readers.molecules.ipynb
 _T1X_E, _T1X_F = 'wB97x_6-31G(d).energy', 'wB97x_6-31G(d).forces'
