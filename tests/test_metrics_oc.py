@@ -84,7 +84,7 @@ def test_exact_mic_is_shortest_image():
         cell = torch.randn(3, 3, generator=g, dtype=torch.float64) * 3 + torch.eye(3, dtype=torch.float64) * 4
         if torch.linalg.det(cell).abs() < 20: continue  # brute force below needs a not-too-flat cell
         d = torch.randn(16, 3, generator=g, dtype=torch.float64) * 3
-        m = mic_displacement(d, cell[None], torch.ones(1, 3, dtype=torch.bool), torch.zeros(16, dtype=torch.long))
+        m = mic_displacement(d, cell[None], torch.ones(1, 3, dtype=torch.bool), torch.zeros(16, dtype=torch.long), exact=True)
         shifts = torch.tensor(list(itertools.product(range(-12, 13), repeat=3)), dtype=torch.float64) @ cell
         brute = (d[:, None] + shifts[None]).norm(dim=-1).min(1).values
         assert (m.norm(dim=-1) <= brute + 1e-9).all()  # no searched image is shorter

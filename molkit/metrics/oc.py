@@ -113,7 +113,7 @@ def mic_displacement(diff: Tensor,  # [n, 3] Å raw displacements p̂ − p
                      cell: Tensor,  # [B, 3, 3] Å lattice vectors as rows
                      pbc: Tensor,  # [B, 3] bool periodic directions
                      idx: Tensor,  # [n] graph of each displacement
-                     exact: bool = True,  # reduce the cell and search the 26 neighbouring images (true MIC)
+                     exact: bool = False,  # True: reduce the cell and search the 26 neighbouring images (true MIC); False: OCP's min_diff
                     ) -> Tensor:  # [n, 3] Å
     "Minimum-image displacement: fractional wrapping into (-0.5, 0.5] along periodic directions, as OCP's `min_diff`."
     pbc = pbc.bool()
@@ -136,7 +136,7 @@ def position_terms(pred: Tensor,  # [n_atoms, 3] Å predicted (relaxed) position
                    idx: Tensor,  # [n_atoms] graph index
                    num_graphs: int,  # B
                    free: Tensor,  # [n_atoms] bool, atoms that count
-                   exact_mic: bool = True,  # see `mic_displacement`
+                   exact_mic: bool = False,  # True: true minimum image (see `mic_displacement`); False: OCP's min_diff
                   ) -> Terms:
     "Per-graph ADwT and positions MAE / MSE terms over free atoms."
     g = idx[free]
@@ -157,7 +157,7 @@ def oc_terms(batch: Data,  # graph or batch with the reference labels (molkit.ke
              energy_key: str = ENERGY,  # 'energy' (S2EF) or 'energy_relaxed' (IS2RE)
              free: str = 'fixed',  # free-atom selection, see `free_atom_mask`
              tags: Sequence[int] = (1, 2),  # tags counted as free when free='tags'
-             exact_mic: bool = True,  # see `mic_displacement`
+             exact_mic: bool = False,  # True: true minimum image (see `mic_displacement`); False: OCP's min_diff
             ) -> Terms:
     "Per-graph OCP metric terms for whichever predictions are given (EFwT needs both energy and forces)."
     idx, B = graph_index(batch)
