@@ -106,3 +106,21 @@ def test_cli_eval_is2re(emt_data, tmp_path):
     m = json.loads((tmp_path / 'is2re.json').read_text())
     assert m['n_systems'] == 4 and 0 <= m['average_distance_within_threshold'] <= 1 and m['mean_steps'] <= 5
     assert 'energy_within_threshold' in p.stdout
+
+
+def test_calculator_with_a_dmoe_energy_head(emt_data, tmp_path):
+    "A model whose energy head predicts a histogram: energy = its expected value, forces = -dE/dpos of it."
+    dist = {'type': 'dist', 'bins': {'num_bins': 16}, 'target': {'kind': 'hl_gauss', 'sigma': 0.75},
+            'head': {'hidden_dim': 16}}
+    cfg = {'data': {'dataset': str(emt_data['s2ef']), 'split': {'train': 0.8, 'val': None, 'test': 0}, 'batch_size': 8,
+                    'linear_reference': ['energy'], 'balance': False},
+           'model': {'backbone': 'schnet', 'backbone_cfg': TINY_SCHNET, 'heads': {'energy': dist}},
+           'loss': [{'target': 'energy', 'fn': 'dmoe'}], 'optim': {'lr': 3e-3},
+           'train': {'max_steps': 5, 'eval_every': 0, 'checkpoint_every': 0, 'progress': False, 'device': 'cpu'},
+           'run_dir': str(tmp_path / 'run')}
+    ck = train(cfg).checkpoint
+    rec = LMDBDataset(str(emt_data['is2re']))[0]
+    atoms = data_to_atoms(rec); atoms.calc = MolkitCalculator.from_checkpoint(ck, dtype=torch.float64)
+    e = atoms.get_potential_energy()
+    assert math.isclose(e, float(predict(ck, [atoms_to_data(atoms)], progress=False)['energy'][0]), abs_tol=1e-4)
+    np.testing.assert_allclose(atoms.get_forces(apply_constraint=False), finite_difference_forces(atoms, 1e-4), atol=1e-5)

@@ -47,3 +47,25 @@ def test_unknown_config_key_fails(toy_lmdb, tmp_path):
     cfg = toy_config(tmp_path / 'run', toy_lmdb)
     cfg['optim']['loss_force'] = 'l2mae'
     with pytest.raises(ValueError, match="unknown key 'loss_force'"): train(cfg)
+
+
+def test_saved_split_file_is_used(toy_lmdb, tmp_path):
+    "A split written next to the data (`molkit data split`) is what training uses when `data.split_file` names it."
+    from molkit.data.splits import random_split, save_split
+    from molkit.train.setup import DataConfig, build_splits
+    split = random_split(64, {'train': 40, 'val': 12, 'test': None}, seed=5)
+    save_split(split, toy_lmdb, 'mine', n_records=64)
+    got = build_splits(DataConfig(dataset=str(toy_lmdb), split_file='mine'))
+    assert {k: list(v.indices) for k, v in got.items()} == {k: v.tolist() for k, v in split.items()}
+    cfg = toy_config(tmp_path / 'run', str(toy_lmdb), max_steps=2)
+    cfg['data'] = {**cfg['data'], 'split_file': str(Path(toy_lmdb) / 'splits' / 'mine.json')}
+    assert train(cfg).step == 2
+
+
+def test_nan_labels_stop_before_training(tmp_path):
+    "A NaN energy makes non-finite normalisers: a clear error instead of a run that skips every step."
+    mols = toy_molecules(64)
+    mols[3].energy = torch.tensor([float('nan')], dtype=torch.float64)
+    ds = write_lmdb(mols, tmp_path / 'nan', progress=False)
+    with pytest.raises(ValueError, match='non-finite normalisers'):
+        train(toy_config(tmp_path / 'run', str(ds), max_steps=2))

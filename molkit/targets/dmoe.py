@@ -15,8 +15,14 @@ from .binning import Bins, BinsConfig, TargetConfig, make_bins, decode, soft_tar
 from .losses import LossConfig, soft_target_loss
 
 # %% auto 0
-__all__ = ['COMBINES', 'DistHeadConfig', 'cached_bins', 'Readout', 'DistHead', 'offset_bins', 'ExpertHead', 'expert_weights',
-           'common_grid', 'overlap', 'mixture_on_grid', 'expert_predict', 'expert_loss', 'build_dist_head']
+__all__ = ['COMBINES', 'at_least_fp32', 'DistHeadConfig', 'cached_bins', 'Readout', 'DistHead', 'offset_bins', 'ExpertHead',
+           'expert_weights', 'common_grid', 'overlap', 'mixture_on_grid', 'expert_predict', 'expert_loss',
+           'build_dist_head']
+
+# %% ../../nbs/42_targets.dmoe.ipynb
+def at_least_fp32(x: Tensor) -> Tensor:
+    "`x` in float32, or unchanged if it is float64: probabilities are never computed in half precision."
+    return x if x.dtype == torch.float64 else x.float()
 
 # %% ../../nbs/42_targets.dmoe.ipynb
 @dataclass
@@ -60,7 +66,7 @@ class Readout(nn.Module):
 
     def forward(self, feats: dict[str, Tensor], data) -> Tensor:
         with torch.autocast(device_type=feats[self.cfg.feature_key].device.type, enabled=False):
-            x = feats[self.cfg.feature_key].float()
+            x = feats[self.cfg.feature_key]  # fp32 (Head.__call__ casts half precision up) or fp64
             if self.cfg.level == 'atom': return self.net(x)
             if self.cfg.readout == 'atom_logits': return self.pool(self.net(x), data)
             return self.net(self.pool(x, data))
@@ -87,7 +93,7 @@ class DistHead(Head):
 
     def predict(self, logits: Tensor, how: str = 'mean') -> Tensor:
         "Point prediction (mean, median or mode) from this head's logits."
-        return decode(torch.softmax(logits.float(), -1), self.bins, how)
+        return decode(torch.softmax(at_least_fp32(logits), -1), self.bins, how)
 
     def loss(self, logits: Tensor, y: Tensor, cfg: LossConfig = LossConfig(),
              mask: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
@@ -140,7 +146,7 @@ class ExpertHead(Head):
 # %% ../../nbs/42_targets.dmoe.ipynb
 def expert_weights(out: Tensor) -> Tensor:  # [..., M] mixture weights
     "Mixture weights of an expert output [..., M, K]."
-    return torch.softmax(torch.logsumexp(out.float(), -1), -1)
+    return torch.softmax(torch.logsumexp(at_least_fp32(out), -1), -1)
 
 def common_grid(bins: list[Bins]) -> Bins:
     "The union of all experts' edges as one bin set."
@@ -159,7 +165,7 @@ def mixture_on_grid(out: Tensor,  # [..., M, K] expert joint log-probs
                    ) -> tuple[Tensor, Bins]:  # [..., G] mixture probabilities, the grid
     "The weighted mixture of the experts' histograms on a common grid."
     grid = grid or common_grid(bins)
-    joint = torch.softmax(out.float().flatten(-2), -1).view(out.shape)  # g_m h_mk
+    joint = torch.softmax(at_least_fp32(out).flatten(-2), -1).view(out.shape)  # g_m h_mk
     O = torch.stack([overlap(b, grid) for b in bins]).to(joint)  # [M, K, G]
     return torch.einsum('...mk,mkg->...g', joint, O), grid
 
@@ -171,7 +177,7 @@ def expert_predict(out: Tensor,  # [..., M, K] expert joint log-probs
                   ) -> Tensor:  # [...]
     "Point prediction of M experts."
     if combine == 'mean':
-        probs = torch.softmax(out.float(), -1)
+        probs = torch.softmax(at_least_fp32(out), -1)
         per = torch.stack([decode(probs[..., m, :], b, how) for m, b in enumerate(bins)], -1)
         return (expert_weights(out) * per).sum(-1)
     mix, grid = mixture_on_grid(out, bins)

@@ -25,7 +25,7 @@ class PrecisionConfig:
     mode: str = 'fp32'  # fp32 | bf16 | fp16 (fp16 adds a GradScaler)
     max_consecutive_skips: int = 20  # stop after this many non-finite steps in a row
 
-class NonFiniteError(RuntimeError):
+class NonFiniteError(FloatingPointError):
     "Too many consecutive steps had a non-finite loss or gradient."
 
 # %% ../../nbs/64_train.amp.ipynb
@@ -83,7 +83,7 @@ def _count(self: Precision, ok: bool, norm: float):
     "Book-keeping of skipped steps; raise after too many in a row."
     self.consecutive = 0 if ok else self.consecutive + 1
     self.skipped += not ok
-    if self.consecutive > self.max_consecutive_skips:
+    if self.consecutive >= self.max_consecutive_skips:
         raise NonFiniteError(f"{self.consecutive} consecutive steps had a non-finite loss or gradient (last grad norm "
                              f"{norm}, precision {self.mode}); try precision fp32, a lower lr, or check target normalisation")
 

@@ -16,7 +16,7 @@ from torch_geometric.data import Batch
 from ..keys import ENERGY, FORCES
 from ..data.atoms import atoms_to_data
 from ..models.heads import GradientForceHead
-from .inference import load_trained
+from .inference import load_trained, point_predictions
 from .setup import TargetNorm
 
 # %% auto 0
@@ -62,12 +62,13 @@ def predict_energy_forces(model: nn.Module, batch: Batch, norms: dict[str, Targe
                           energy_key: str, forces_key: str | None) -> tuple[Tensor, Tensor]:  # [B] float64 eV, [n, 3] eV/Å
     "Denormalised energies and forces of `batch`: the force head's, else `-dE/dpos` of the denormalised energy."
     if forces_key is not None:
-        preds = model(batch, [energy_key, forces_key])
+        preds = point_predictions(model, model(batch, [energy_key, forces_key]))
         energy = _norm(norms, energy_key).denormalize(preds[energy_key].detach(), batch, False)
         return energy, _norm(norms, forces_key).denormalize(preds[forces_key].detach(), batch, True).to(batch.pos.dtype)
     with torch.enable_grad():
         batch.pos.requires_grad_(True)
-        energy = _norm(norms, energy_key).denormalize(model(batch, [energy_key])[energy_key], batch, False)
+        out = point_predictions(model, model(batch, [energy_key]))  # a DMoE head's expected value is differentiable too
+        energy = _norm(norms, energy_key).denormalize(out[energy_key], batch, False)
         (grad,) = torch.autograd.grad(energy.sum(), batch.pos)
     return energy.detach(), -grad
 

@@ -11,8 +11,8 @@ import torch
 from torch import Tensor
 
 # %% auto 0
-__all__ = ['rng_state', 'set_rng_state', 'check_plain', 'save_checkpoint', 'load_checkpoint', 'checkpoint_path',
-           'list_checkpoints', 'latest_checkpoint', 'prune_checkpoints']
+__all__ = ['rng_state', 'set_rng_state', 'check_plain', 'save_checkpoint', 'CheckpointError', 'load_checkpoint',
+           'checkpoint_path', 'list_checkpoints', 'latest_checkpoint', 'prune_checkpoints']
 
 # %% ../../nbs/65_train.checkpoint.ipynb
 def rng_state() -> dict:
@@ -62,12 +62,17 @@ def save_checkpoint(state: dict,  # plain nested dict (see `check_plain`)
         raise
     return path
 
+class CheckpointError(ValueError):
+    "A file that is not a readable molkit checkpoint."
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = 'cpu') -> dict:
     "Read a checkpoint with `weights_only=True`; errors name the file."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"checkpoint {path} does not exist")
     try: return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e: raise RuntimeError(f"could not load checkpoint {path}: {e}") from e
+    except Exception as e:
+        raise CheckpointError(f"could not load checkpoint {path} (a molkit checkpoint loads with weights_only=True): "
+                              f"{str(e).splitlines()[0]}") from e
 
 # %% ../../nbs/65_train.checkpoint.ipynb
 _CKPT = re.compile(r'^step_(\d+)\.pt$')

@@ -4,6 +4,7 @@
 
 # %% ../../nbs/63_train.losses.ipynb 3
 from __future__ import annotations
+from collections import Counter
 from dataclasses import dataclass
 from fastcore.basics import patch
 from typing import Callable
@@ -17,7 +18,7 @@ from ..targets.losses import LossConfig
 
 # %% auto 0
 __all__ = ['LossFn', 'LOSS_FNS', 'REDUCTIONS', 'SOFT_LOSSES', 'l1', 'mse', 'l2mae', 'register_loss', 'is_atom_level', 'LossSpec',
-           'is_distribution_head', 'global_mean', 'total_loss']
+           'is_distribution_head', 'global_mean', 'total_loss', 'term_names']
 
 # %% ../../nbs/63_train.losses.ipynb
 LossFn = Callable[[Tensor, Tensor, Batch], Tensor]  # (pred, target, batch) -> item errors [n_items]
@@ -153,10 +154,16 @@ def total_loss(specs: list[LossSpec],  # the loss terms
                heads: dict | None = None,  # the model's heads, needed for soft-target losses
                ) -> tuple[Tensor, dict[str, Tensor]]:  # (scalar fp32 loss, detached term per target and '<target>/ce', '/l1')
     "Weighted sum of the loss terms; each term is a global mean under DDP."
-    terms, logs = {}, {}
-    for s in specs:
+    terms, logs, loss = {}, {}, 0.0
+    for s, name in zip(specs, term_names(specs)):
         num, den, sub = _term(s, preds, targets, batch, heads)
-        terms[s.target] = global_mean(num, den)
-        logs.update({f'{s.target}/{k}': v for k, v in sub.items()})
-    loss = sum(s.weight * terms[s.target] for s in specs)
+        terms[name] = global_mean(num, den)
+        loss = loss + s.weight * terms[name]
+        logs.update({f'{name}/{k}': v for k, v in sub.items()})
     return loss, {k: v.detach() for k, v in {**terms, **logs}.items()}
+
+def term_names(specs: list[LossSpec]) -> list[str]:
+    "Log name of each term: the target, or `target/fn` when a target has several terms (`#i` if still ambiguous)."
+    n = Counter(s.target for s in specs)
+    names = [s.target if n[s.target] == 1 else f'{s.target}/{s.fn}' for s in specs]
+    return [x if names.count(x) == 1 else f'{x}#{i}' for i, x in enumerate(names)]

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/67a_train.setup.ipynb 3
 from __future__ import annotations
-import inspect
+import inspect, math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -22,7 +22,7 @@ from ..targets.dmoe import DistHead, DistHeadConfig, ExpertHead, build_dist_head
 from .amp import PrecisionConfig
 from .config import from_dict, load_yaml, override
 from ..data.stats import compute_stats
-from ..data.splits import random_split
+from ..data.splits import random_split, load_split
 from .schedules import LRBlock, ScheduleCfg, adamw_param_groups
 
 # %% auto 0
@@ -39,6 +39,7 @@ class DataConfig:
     limit: int | None = None  # use only the first `limit` structures of the dataset
     split: dict[str, int | float | None] = field(default_factory=lambda: {'train': 0.8, 'val': 0.1, 'test': 0.1})  # counts, fractions or None (the rest)
     split_seed: int = 0  # seed of `molkit.data.splits.random_split`
+    split_file: str | None = None  # a split saved by `molkit data split` (name under DATASET/splits, or a .json path) instead of `split`
     batch_size: int = 32  # structures per rank per step
     eval_batch_size: int = 64  # structures per rank for evaluation
     balance: bool = True  # atom-balanced batches across ranks
@@ -153,7 +154,10 @@ def build_splits(cfg: DataConfig) -> dict[str, Subset]:
     "train/val/test subsets of the configured dataset(s)."
     ds = load_dataset(cfg.dataset)
     n = len(ds) if cfg.limit is None else min(cfg.limit, len(ds))
-    out = {k: Subset(ds, v) for k, v in random_split(n, dict(cfg.split), cfg.split_seed).items()}
+    if cfg.split_file is None: split = random_split(n, dict(cfg.split), cfg.split_seed)
+    elif cfg.split_file.endswith('.json'): split = load_split(cfg.split_file, n_records=len(ds))
+    else: split = load_split(cfg.dataset, cfg.split_file, n_records=len(ds))
+    out = {k: Subset(ds, v[v < n] if cfg.limit is not None else v) for k, v in split.items()}
     if cfg.val_dataset is not None:
         v = load_dataset(cfg.val_dataset); out['val'] = Subset(v, range(len(v)))
     return out
@@ -210,6 +214,9 @@ def fit_normalizers(ds: Sequence[Data], model_cfg: ModelConfig, data_cfg: DataCo
         out[n] = TargetNorm(0.0, float(rms.clamp_min(1e-12)) if data_cfg.normalize else 1.0)
     for n, spec in model_cfg.heads.items():
         if 'energy' in spec: out[n] = TargetNorm(0.0, out[spec['energy']].std)
+    bad = [n for n, t in out.items() if not (math.isfinite(t.mean) and math.isfinite(t.std))]
+    if bad: raise ValueError(f"target(s) {bad}: the training labels give non-finite normalisers (NaN or inf labels?); "
+                             "check the dataset with `molkit info` and remove or fix those records")
     return out
 
 # %% ../../nbs/67a_train.setup.ipynb

@@ -130,6 +130,8 @@ def write_html_report(path: str | os.PathLike,  # output .html file; parent fold
     text = report_html(title, sections, meta)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix='.tmp')
     with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text)
+    umask = os.umask(0); os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file to share
     os.replace(tmp, path)
     return path
 
