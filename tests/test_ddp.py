@@ -50,7 +50,6 @@ def _train_worker(rank: int, world: int, init: str, lmdb: str, run_dir: str):
     assert res.step == 12
     dist.destroy_process_group()
 
-@pytest.mark.slow
 def test_ddp_train_two_ranks(tmp_path):
     "train() under 2 gloo ranks: balanced sampler, rank-0 checkpoints, same step count."
     from molkit.data.lmdb import write_lmdb
@@ -61,9 +60,8 @@ def test_ddp_train_two_ranks(tmp_path):
     assert ck['step'] == 12 and (ck['epoch'], ck['batch_in_epoch']) == (1, 6)  # 48 / (4 per rank x 2 ranks) = 6 steps per epoch
     assert all(torch.isfinite(v).all() for v in ck['model'].values())
 
-@pytest.mark.slow
 def test_torchrun_two_ranks(tmp_path):
-    "train() picks up torchrun's environment (gloo on CPU); only rank 0 logs and checkpoints."
+    "`molkit train` under torchrun picks up its environment (gloo on CPU); only rank 0 logs and checkpoints."
     import subprocess, sys, yaml
     from molkit.data.lmdb import write_lmdb
     from molkit.train.checkpoint import latest_checkpoint, load_checkpoint
@@ -71,10 +69,10 @@ def test_torchrun_two_ranks(tmp_path):
     lmdb = str(write_lmdb(toy_molecules(64), tmp_path / 'toy', progress=False))
     cfg = toy_config(tmp_path / 'run', lmdb, max_steps=12)
     (tmp_path / 'cfg.yaml').write_text(yaml.safe_dump(cfg))
-    (tmp_path / 'go.py').write_text("import sys\nfrom molkit.train.loop import train\ntrain(sys.argv[1])\n")
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(Path(__file__).resolve().parents[1])}
+    molkit = Path(sys.executable).parent / 'molkit'  # `torchrun --nproc_per_node 2 $(which molkit) train CONFIG`
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
-                        str(tmp_path / 'go.py'), str(tmp_path / 'cfg.yaml')], env=env, capture_output=True, text=True, timeout=300)
+                        str(molkit), 'train', str(tmp_path / 'cfg.yaml')], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     ck = load_checkpoint(latest_checkpoint(tmp_path / 'run' / 'checkpoints'))
     assert ck['step'] == 12 and (ck['epoch'], ck['batch_in_epoch']) == (1, 6)

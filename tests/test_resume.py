@@ -47,7 +47,6 @@ def _run(cfg_path: Path, **kw):
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(Path(__file__).resolve().parents[1])}
     return subprocess.Popen([sys.executable, '-c', _SCRIPT, str(cfg_path)], env=env, **kw)
 
-@pytest.mark.slow
 def test_sigkill_and_resume(toy_lmdb, tmp_path):
     "A subprocess is SIGKILLed after its first checkpoint; resuming ends with the uninterrupted run's weights."
     cfgs = {}
