@@ -54,3 +54,15 @@ def test_mismatched_loss_and_head_fail(tmp_path):
         train(_cfg(tmp_path / 'b', {'type': 'energy'}, {'fn': 'dmoe'}, steps=2))
     with pytest.raises(Exception, match="did you mean 'num_bins'"):
         train(_cfg(tmp_path / 'c', {**DIST, 'bins': {'num_bin': 8}}, {'fn': 'dmoe'}, steps=2))
+
+
+def test_per_term_gradient_norms_are_logged(tmp_path):
+    "With train.log_grad_norms_every, steps.jsonl carries ‖∂CE/∂θ‖ and ‖∂L1/∂θ‖ of the DMoE loss on those steps."
+    cfg = _cfg(tmp_path / 'gn', DIST, {'fn': 'dmoe', 'l1_weight': 1.0}, steps=4)
+    cfg['train'].update(log_every=1, log_grad_norms_every=2, eval_at_start=False)
+    train(cfg)
+    rows = [json.loads(l) for l in (tmp_path / 'gn' / 'steps.jsonl').read_text().splitlines()]
+    logged = {r['step']: r for r in rows if 'gradnorm/U0/ce' in r}
+    assert sorted(logged) == [2, 4], [r['step'] for r in rows]
+    for r in logged.values():
+        assert r['gradnorm/U0/ce'] > 0 and r['gradnorm/U0/l1'] > 0 and r['gradnorm/U0'] > 0

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import nn, Tensor
 from torch_geometric.data import Batch, Data
 from fastcore.basics import patch
 from tqdm.auto import tqdm
@@ -23,6 +23,7 @@ from .config import save_yaml, to_dict
 from .ema import EMA
 from .inference import _loader, distribution_labels, evaluate, evaluate_model, normalized_targets, predict
 from .losses import total_loss
+from ..targets.losses import term_grad_norms
 from .sampling import BalancedBatchSampler, barrier, dist_info
 from .schedules import LRSchedule
 from .setup import (ExperimentConfig, Subset, TargetNorm, build_model, build_optimizer, build_splits,
@@ -103,6 +104,18 @@ def load_state_dict(self: Run, sd: dict):
 
 # %% ../../nbs/67c_train.loop.ipynb
 @patch
+def logs_grad_norms(self: Run) -> bool:
+    "Whether the coming step logs per-term gradient norms (`train.log_grad_norms_every`)."
+    every = self.cfg.train.log_grad_norms_every
+    return every > 0 and (self.step + 1) % every == 0
+
+@patch
+def term_gradient_norms(self: Run, parts: dict[str, Tensor]) -> dict[str, float]:
+    "`gradnorm/<term>`: ‖∂term/∂θ‖ of each attached loss term (and DMoE's CE and L1) on this rank's first micro-batch."
+    attached = {k: v for k, v in parts.items() if torch.is_tensor(v) and v.requires_grad}
+    return {f'gradnorm/{k}': v for k, v in term_grad_norms(attached, self.model.parameters()).items()}
+
+@patch
 def train_step(self: Run, batches: list[Batch]) -> dict:
     "Forward/backward over the micro-batches, then one (possibly skipped) optimiser step."
     self.ddp.train()
@@ -112,8 +125,10 @@ def train_step(self: Run, batches: list[Batch]) -> dict:
         sync = self.ddp.no_sync() if self.world > 1 and i < len(batches) - 1 else nullcontext()
         with sync:
             with self.prec.autocast(): preds = self.ddp(batch, names)
+            log_gn = i == 0 and self.logs_grad_norms()
             with self.prec.fp32(): loss, parts = total_loss(specs, preds, normalized_targets(batch, self.norms, names), batch,
-                                                           self.model.heads)
+                                                           self.model.heads, detach=not log_gn)
+            if log_gn: terms.update(self.term_gradient_norms(parts)); parts = {k: v.detach() for k, v in parts.items()}
             self.prec.backward(loss / len(batches))
         finite &= bool(torch.isfinite(loss))
         for k, v in {'loss': loss.detach(), **parts}.items(): terms[k] = terms.get(k, 0.0) + float(v) / len(batches)

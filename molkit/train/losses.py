@@ -125,7 +125,7 @@ def soft_parts(self: LossSpec, head, out: Tensor,  # head logits [N, (C,) (M,) K
     cfg = LossConfig(SOFT_LOSSES[self.fn], self.l1_weight, self.l1_ref, getattr(head, 'soft_target', TargetConfig()))
     loss, terms = head.loss(out, y, cfg, mask)
     n = torch.tensor(float(y.numel() if mask is None else mask.sum()), device=loss.device)
-    return loss.float() * n, n, {k: terms[k].detach().float() for k in ('ce', 'l1')}
+    return loss.float() * n, n, {k: terms[k].float() for k in ('ce', 'l1')}  # attached: `total_loss` detaches
 
 # %% ../../nbs/63_train.losses.ipynb
 def global_mean(num: Tensor, den: Tensor) -> Tensor:
@@ -152,7 +152,8 @@ def total_loss(specs: list[LossSpec],  # the loss terms
                targets: dict[str, Tensor],  # normalised targets, name -> value
                batch: Batch,  # the batch (for `batch.batch`, `fixed`, `num_graphs`)
                heads: dict | None = None,  # the model's heads, needed for soft-target losses
-               ) -> tuple[Tensor, dict[str, Tensor]]:  # (scalar fp32 loss, detached term per target and '<target>/ce', '/l1')
+               detach: bool = True,  # False: terms stay attached to the graph (for `term_grad_norms`)
+               ) -> tuple[Tensor, dict[str, Tensor]]:  # (scalar fp32 loss, term per target and '<target>/ce', '/l1')
     "Weighted sum of the loss terms; each term is a global mean under DDP."
     terms, logs, loss = {}, {}, 0.0
     for s, name in zip(specs, term_names(specs)):
@@ -160,7 +161,7 @@ def total_loss(specs: list[LossSpec],  # the loss terms
         terms[name] = global_mean(num, den)
         loss = loss + s.weight * terms[name]
         logs.update({f'{name}/{k}': v for k, v in sub.items()})
-    return loss, {k: v.detach() for k, v in {**terms, **logs}.items()}
+    return loss, {k: v.detach() if detach else v for k, v in {**terms, **logs}.items()}
 
 def term_names(specs: list[LossSpec]) -> list[str]:
     "Log name of each term: the target, or `target/fn` when a target has several terms (`#i` if still ambiguous)."

@@ -82,6 +82,7 @@ class TrainConfig:
     max_epochs: int | None = None
     eval_every: int = 100  # steps between validations (0: only at the end)
     log_every: int = 10  # steps between step-log lines
+    log_grad_norms_every: int = 0  # steps between logs of each loss term's gradient norm (0: off; one extra backward per term)
     checkpoint_every: int = 100  # steps between checkpoints (0: only at the end)
     keep_checkpoints: int = 3  # newest checkpoints kept (0 = all)
     eval_at_start: bool = False  # also validate before the first step
