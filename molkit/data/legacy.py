@@ -14,7 +14,8 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 from ..keys import (FIELDS, Z, POS, CELL, PBC, NATOMS, TAGS, FIXED, ENERGY, FORCES, ENERGY_RELAXED, ENERGY_INIT,
                          EDGE_INDEX, SHIFTS, EDGE_LEN)
-from .lmdb import LMDBError, check_fields, open_shared, _check_values, _fast_data
+from .lmdb import LMDBError, check_fields, open_shared, _check_values
+from .atoms import graph_from_fields
 
 # %% auto 0
 __all__ = ['LEGACY_KEYS', 'LEGACY_EDGE_KEYS', 'UNTRUSTED', 'legacy_to_data', 'old_pyg_data', 'write_legacy_lmdb',
@@ -70,7 +71,7 @@ def legacy_to_data(stored: dict,  # stored fields of one legacy record
         out[PBC] = torch.full((1, 3), periodic, dtype=torch.bool)
     check_fields({k: (v.dtype, tuple(v.shape)) for k, v in out.items() if isinstance(v, Tensor)}, where)
     _check_values(out, where)
-    return _fast_data(out)
+    return graph_from_fields(out)
 
 # %% ../../nbs/12b_data.legacy.ipynb
 def old_pyg_data(**fields) -> Data:

@@ -16,6 +16,7 @@ from safetensors.torch import save as st_save
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 from ..keys import FIELDS, Z, POS, NATOMS
+from .atoms import graph_from_fields
 
 # %% auto 0
 __all__ = ['SCHEMA_VERSION', 'META_KEY', 'NATOMS_KEY', 'SHARD_KEY', 'SHARD_NAME', 'LMDBError', 'check_fields', 'encode_record',
@@ -119,12 +120,6 @@ def _parse_header(header: bytes, n_data: int, where: str) -> tuple:
     return [tuple(g) for g in groups], meta, end
 
 # %% ../../nbs/12a_data.lmdb.ipynb
-def _fast_data(mapping: dict) -> Data:
-    "`Data(**mapping)` without per-attribute `__setattr__` (same store; ~10x cheaper for ~10 fields)."
-    d = Data()
-    d._store._mapping.update(mapping)
-    return d
-
 _META_PREFIX, _DEC = b'{"__metadata__":', json.JSONDecoder()
 
 def _split_meta(header: bytes) -> tuple[bytes, str | None, bool]:
@@ -164,7 +159,7 @@ def decode_record(buf: bytes,  # safetensors bytes from `encode_record`
         parts = g.split_with_sizes(sizes) if len(sizes) > 1 else (g,)
         for name, p, shape in zip(names, parts, shapes): out[name] = p.view(shape) if len(shape) != 1 else p
     _check_values(out, where)
-    return _fast_data(out)
+    return graph_from_fields(out)
 
 # %% ../../nbs/12a_data.lmdb.ipynb
 def _open_env(file: Path, write: bool = False, map_size: int = 1 << 40, max_readers: int = 126) -> lmdb.Environment:
