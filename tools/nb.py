@@ -5,18 +5,27 @@
 
 The notebook stays the source of truth; the script is a scratch copy. Needs jupytext (a dev requirement).
 """
-import json, os, sys, tempfile
+import hashlib, json, os, sys, tempfile
 import jupytext
 
 KERNEL = {"kernelspec": {"display_name": "python3", "language": "python", "name": "python3"}}
+
+def _old_ids(dst: str) -> dict:
+    "Cell source -> id of the notebook at `dst` (empty if there is none)."
+    if not os.path.exists(dst): return {}
+    return {c["source"] if isinstance(c["source"], str) else "".join(c["source"]): c.get("id")
+            for c in json.load(open(dst))["cells"] if c.get("id")}
 
 def to_nb(src: str, dst: str) -> None:
     "Write the percent-format script `src` as notebook `dst`, atomically, without jupytext metadata."
     nb = jupytext.read(src, fmt="py:percent")
     nb.metadata = dict(KERNEL)
+    old = _old_ids(dst)
     for c in nb.cells:
         c.metadata = {}
         if c.cell_type == "code": c.outputs, c.execution_count = [], None
+        # keep the id of an unchanged cell, else a stable one from its source: small diffs, clean merges
+        c.id = old.pop(c.source, None) or hashlib.sha1(c.source.encode()).hexdigest()[:8]
     text = jupytext.writes(nb, fmt="ipynb")
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(dst)), suffix=".tmp")
     with os.fdopen(fd, "w") as f: f.write(text)

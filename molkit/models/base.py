@@ -14,7 +14,7 @@ from ..data.neighbors import radius_graph, edge_vectors
 
 # %% auto 0
 __all__ = ['BACKBONES', 'STRAIN', 'batch_vector', 'num_graphs', 'BackboneConfig', 'Backbone', 'register_backbone',
-           'build_backbone', 'Head', 'strained', 'Model']
+           'load_backbones', 'build_backbone', 'Head', 'strained', 'Model']
 
 # %% ../../nbs/30_models.base.ipynb
 def batch_vector(data: Data | Batch) -> Tensor:  # [n_atoms] int64 graph index of each atom
@@ -72,11 +72,21 @@ def register_backbone(name: str,  # registry key, e.g. 'schnet'
         return cls
     return deco
 
+def load_backbones() -> dict[str, type[Backbone]]:
+    "Import every module of `molkit.models` (sub-packages too) and the `molkit.backbones` entry points; returns `BACKBONES`."
+    import importlib, pkgutil
+    from importlib.metadata import entry_points
+    pkg = importlib.import_module('molkit.models')
+    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'): importlib.import_module(m.name)
+    for ep in entry_points(group='molkit.backbones'): ep.load()  # third-party backbones register on import
+    return BACKBONES
+
 def build_backbone(name: str,  # key of `BACKBONES`
                    preset: str | None = None,  # key of the backbone's `presets`, None = the config defaults
                    **cfg: Any,  # config fields overriding the preset
                    ) -> Backbone:
     "Build a registered backbone from a preset and keyword overrides."
+    if name not in BACKBONES: load_backbones()  # registration does not depend on what the caller imported
     if name not in BACKBONES: raise KeyError(f"unknown backbone {name!r}; registered: {sorted(BACKBONES)}")
     cls = BACKBONES[name]
     if preset is not None and preset not in cls.presets:
