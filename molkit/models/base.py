@@ -102,6 +102,11 @@ class Head(nn.Module):
     "A prediction head: `forward(feats, data) -> Tensor`; set `needs_pos_grad = True` if it differentiates w.r.t. `pos`."
     needs_pos_grad: bool = False
     needs_strain: bool = False
+    level: str = 'graph'  # one output row per 'graph' or per 'atom' (declared, never guessed from shapes)
+
+    def point(self, feats: dict[str, Tensor], data: Data | Batch) -> Tensor:
+        "Differentiable point value of this head (its output; histogram heads: the expected value)."
+        return self(feats, data)
 
     def __call__(self, feats: dict[str, Tensor], data: Data | Batch) -> Tensor:
         "Run `forward` in fp32: autocast disabled, half-precision features cast up."

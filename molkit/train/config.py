@@ -4,6 +4,7 @@
 
 # %% ../../nbs/60_train.config.ipynb 3
 from __future__ import annotations
+import copy
 import dataclasses
 import difflib
 import enum
@@ -15,7 +16,7 @@ import yaml
 
 # %% auto 0
 __all__ = ['ConfigError', 'unknown_key_error', 'check_value', 'from_dict', 'to_dict', 'to_yaml', 'from_yaml', 'save_yaml',
-           'load_yaml', 'override']
+           'load_yaml', 'set_dotted', 'override']
 
 # %% ../../nbs/60_train.config.ipynb
 _T = TypeVar('_T')
@@ -109,6 +110,7 @@ def from_dict(cls: type[_T],  # a dataclass
     "Build dataclass `cls` from a nested mapping, checking keys and types; missing keys take their defaults."
     where = path or cls.__name__
     if not isinstance(d, Mapping): raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {d!r}")
+    if hasattr(cls, 'config_variant'): cls = cls.config_variant(d, where)  # tagged union, e.g. head specs by `type`
     flds = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = get_type_hints(cls)
     kwargs = {}
@@ -118,7 +120,10 @@ def from_dict(cls: type[_T],  # a dataclass
         kwargs[k] = check_value(hints[k], v, sub)
     missing = [n for n, f in flds.items() if n not in d and _required(f)]
     if missing: raise ConfigError(f"{where}: missing required keys {missing}")
-    return cls(**kwargs)
+    try: return cls(**kwargs)
+    except (ValueError, TypeError) as e:  # checks in __post_init__ name the config path
+        if isinstance(e, ConfigError): raise
+        raise ConfigError(f"{where}: {e}") from None
 
 def to_dict(obj: Any) -> Any:
     "Plain nested data (dicts, lists, scalars, strings) of a dataclass tree."
@@ -151,18 +156,25 @@ def load_yaml(cls: type[_T], path: str | Path) -> _T:
     except ConfigError as e: raise ConfigError(f"{path}: {e}") from None
 
 # %% ../../nbs/60_train.config.ipynb
+def set_dotted(d: dict, key: str, value: Any) -> dict:
+    "Set `d[k1][k2]...` for `key = 'k1.k2...'` in place; integer parts index lists, missing mapping levels are created."
+    parts, node = key.split('.'), d
+    for i, p in enumerate(parts):
+        if isinstance(node, list):
+            if not p.isdigit() or int(p) >= len(node): raise ConfigError(f"{key}: {'.'.join(parts[:i + 1])!r} is not an index of a list of {len(node)}")
+            p = int(p)
+        elif not isinstance(node, dict): raise ConfigError(f"{key}: {'.'.join(parts[:i])} is not a section")
+        if i == len(parts) - 1: node[p] = copy.deepcopy(value); return d
+        if isinstance(node, dict) and p not in node: node[p] = {}
+        node = node[p]
+
 def override(cfg: _T,  # a dataclass tree
-             overrides: Sequence[str],  # e.g. ['optim.lr=1e-3', 'model.hidden_dim=32']
+             overrides: Sequence[str],  # e.g. ['optim.lr=1e-3', 'loss.0.weight=2'] (integers index lists)
             ) -> _T:
-    "A copy of `cfg` with dotted-path overrides applied and the result type-checked."
+    "A copy of `cfg` with dotted-path overrides applied (values parsed as YAML) and the result type-checked."
     d = to_dict(cfg)
     for o in overrides:
         key, sep, val = o.partition('=')
         if not sep: raise ConfigError(f"override {o!r}: expected 'dotted.key=value'")
-        *parents, last = key.strip().split('.')
-        node = d
-        for i, p in enumerate(parents):
-            if not isinstance(node.get(p), dict): raise ConfigError(f"override {o!r}: {'.'.join(parents[:i + 1])} is not a section")
-            node = node[p]
-        node[last] = yaml.safe_load(val)
+        set_dotted(d, key.strip(), yaml.safe_load(val))
     return from_dict(type(cfg), d)
