@@ -40,6 +40,7 @@ class ScalarHead(Head):
 # %% ../../nbs/32_models.heads.ipynb
 class GradientForceHead(Head):
     "Conservative forces `-dE/dpos` [n_atoms, 3] eV/Å of an energy head; keeps the graph in training for force losses."
+    level = 'atom'
     needs_pos_grad = True
 
     def __init__(self, energy: Head):  # graph-level head giving E [n_graphs] eV
@@ -49,7 +50,7 @@ class GradientForceHead(Head):
     def forward(self, feats: dict[str, Tensor], data: Data | Batch) -> Tensor:  # [n_atoms, 3] eV/Å
         if not data.pos.requires_grad:
             raise RuntimeError("GradientForceHead needs data.pos.requires_grad before the backbone runs; call it through Model")
-        energy = self.energy(feats, data)
+        energy = self.energy.point(feats, data)  # a distribution head gives its expected value
         (grad,) = torch.autograd.grad(energy.sum(), data.pos, create_graph=self.training, retain_graph=True)
         return -grad
 
@@ -64,13 +65,14 @@ class GradientStressHead(Head):
 
     def forward(self, feats: dict[str, Tensor], data: Data | Batch) -> Tensor:  # [n_graphs, 3, 3] eV/Å³
         if data.get(STRAIN) is None: raise RuntimeError("GradientStressHead needs data.strain; call it through Model")
-        energy = self.energy(feats, data)
+        energy = self.energy.point(feats, data)  # a distribution head gives its expected value
         (grad,) = torch.autograd.grad(energy.sum(), data[STRAIN], create_graph=self.training, retain_graph=True)
         return grad / torch.linalg.det(data.cell.detach()).abs().view(-1, 1, 1)
 
 # %% ../../nbs/32_models.heads.ipynb
 class DirectForceHead(Head):
     "Direct forces: an invariant scalar per edge times the unit edge vector, summed onto the centre atom."
+    level = 'atom'
     def __init__(self, in_dim: int,  # width F of `feats[feature]`
                  cutoff: float,  # Å, envelope radius (the backbone's cutoff)
                  num_rbf: int = 16,  # Gaussians expanding the edge length
@@ -88,6 +90,7 @@ class DirectForceHead(Head):
 # %% ../../nbs/32_models.heads.ipynb
 class VectorForceHead(Head):
     "Direct forces from equivariant vector features: a bias-free linear map over channels of `feats['vector']`."
+    level = 'atom'
     def __init__(self, in_dim: int,  # channels F of the vector feature [n_atoms, 3, F]
                  feature: str = 'vector'):
         super().__init__()

@@ -4,9 +4,9 @@
 
 # %% ../../nbs/42_targets.dmoe.ipynb 3
 from __future__ import annotations
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
-from fastcore.basics import patch
 import torch
 from torch import Tensor, nn
 from ..models.base import Head, batch_vector, num_graphs
@@ -15,8 +15,8 @@ from .binning import Bins, BinsConfig, TargetConfig, make_bins, decode, soft_tar
 from .losses import LossConfig, soft_target_loss
 
 # %% auto 0
-__all__ = ['COMBINES', 'at_least_fp32', 'DistHeadConfig', 'cached_bins', 'Readout', 'DistHead', 'offset_bins', 'ExpertHead',
-           'expert_weights', 'common_grid', 'overlap', 'mixture_on_grid', 'expert_predict', 'expert_loss',
+__all__ = ['COMBINES', 'at_least_fp32', 'DistHeadConfig', 'cached_bins', 'Readout', 'HistogramHead', 'DistHead', 'offset_bins',
+           'ExpertHead', 'expert_weights', 'common_grid', 'overlap', 'mixture_on_grid', 'expert_predict', 'expert_loss',
            'build_dist_head']
 
 # %% ../../nbs/42_targets.dmoe.ipynb
@@ -72,12 +72,42 @@ class Readout(nn.Module):
             return self.net(self.pool(x, data))
 
 # %% ../../nbs/42_targets.dmoe.ipynb
-class DistHead(Head):
+class HistogramHead(Head):
+    "Base of heads whose output parametrises histograms over bins: owns bins, soft target and loss."
+    def __init__(self, cfg: DistHeadConfig, target: TargetConfig):
+        super().__init__()
+        self.cfg, self.target = cfg, target
+        self.level = cfg.level  # 'graph' or 'atom': what one row of the output is
+
+    def predict(self, out: Tensor, how: str = 'mean') -> Tensor:
+        "Point prediction (mean, median or mode) from this head's output."
+        raise NotImplementedError
+
+    def distribution(self, out: Tensor) -> tuple[Tensor, Bins]:
+        "Bin probabilities [..., G] and their bins (experts: the mixture on a common grid)."
+        raise NotImplementedError
+
+    def loss(self, out: Tensor, y: Tensor, cfg: LossConfig | None = None, mask: Tensor | None = None
+             ) -> tuple[Tensor, dict[str, Tensor]]:
+        "Soft-target loss of `out` against labels `y`: mode, λ and L1 reference from `cfg`, the soft target is the head's."
+        raise NotImplementedError
+
+    def loss_config(self, cfg: LossConfig | None) -> LossConfig:
+        "`cfg` (default: DMoE, λ = 1) with this head's soft target."
+        return dataclasses.replace(cfg or LossConfig(), target=self.target)
+
+    def point(self, feats: dict[str, Tensor], data) -> Tensor:
+        "Differentiable expected value (normalised units): what gradient heads differentiate."
+        return self.predict(self(feats, data))
+
+# %% ../../nbs/42_targets.dmoe.ipynb
+class DistHead(HistogramHead):
     "Distribution head: logits [N, K] (or [N, C, K] for C components) over the bins, N = graphs or atoms."
     def __init__(self, bins: Bins,  # the bins, stored as buffers
-                 cfg: DistHeadConfig = DistHeadConfig()):
-        super().__init__()
-        self.cfg, self.num_bins = cfg, bins.num_bins
+                 cfg: DistHeadConfig = DistHeadConfig(),
+                 target: TargetConfig = TargetConfig()):  # how labels become target histograms
+        super().__init__(cfg, target)
+        self.num_bins = bins.num_bins
         self.register_buffer('edges', bins.edges.clone())
         self.register_buffer('centres', bins.centres.clone())
         self.readout = Readout(cfg, cfg.components * bins.num_bins)
@@ -95,10 +125,14 @@ class DistHead(Head):
         "Point prediction (mean, median or mode) from this head's logits."
         return decode(torch.softmax(at_least_fp32(logits), -1), self.bins, how)
 
-    def loss(self, logits: Tensor, y: Tensor, cfg: LossConfig = LossConfig(),
+    def distribution(self, logits: Tensor) -> tuple[Tensor, Bins]:
+        "Bin probabilities [..., K] and the bins."
+        return torch.softmax(at_least_fp32(logits), -1), self.bins
+
+    def loss(self, logits: Tensor, y: Tensor, cfg: LossConfig | None = None,
              mask: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-        "`soft_target_loss` on this head's bins."
-        return soft_target_loss(logits, y, self.bins, cfg, mask)
+        "`soft_target_loss` on this head's bins and soft target."
+        return soft_target_loss(logits, y, self.bins, self.loss_config(cfg), mask)
 
 # %% ../../nbs/42_targets.dmoe.ipynb
 def offset_bins(bins: Bins,  # the base bins (head 0)
@@ -117,12 +151,16 @@ def offset_bins(bins: Bins,  # the base bins (head 0)
 # %% ../../nbs/42_targets.dmoe.ipynb
 COMBINES = ('mean', 'mixture', 'gate')
 
-class ExpertHead(Head):
+class ExpertHead(HistogramHead):
     "M distribution heads with their own bins: joint log-probs [N, M, K] (or [N, C, M, K])."
     def __init__(self, bins: list[Bins],  # one bin set per expert, all with the same K
                  cfg: DistHeadConfig = DistHeadConfig(),
-                 combine: str = 'mean'):  # 'mean', 'mixture' or 'gate'
-        super().__init__()
+                 combine: str = 'mean',  # 'mean', 'mixture' or 'gate'
+                 target: TargetConfig = TargetConfig(),  # how labels become target histograms
+                 l1_on: str = 'combined'):  # L1 on the 'combined' expectation or averaged 'per_head'
+        super().__init__(cfg, target)
+        if l1_on not in ('combined', 'per_head'): raise ValueError(f"unknown l1_on {l1_on!r}")
+        self.l1_on = l1_on
         if len(bins) < 1: raise ValueError(f"need at least one expert (M >= 1), got {len(bins)}")
         if len({b.num_bins for b in bins}) > 1: raise ValueError("all experts need the same number of bins")
         if combine not in COMBINES: raise ValueError(f"unknown combine {combine!r}; have {COMBINES}")
@@ -142,6 +180,19 @@ class ExpertHead(Head):
         if self.gate is not None:
             lp = lp + torch.log_softmax(self.gate(feats, data).view(-1, C, self.M, 1), -2)
         return lp[:, 0] if C == 1 else lp
+
+    def predict(self, out: Tensor, how: str = 'mean') -> Tensor:
+        "Point prediction of the experts, combined as configured (`expert_predict`)."
+        return expert_predict(out, self.bins, 'mean' if self.combine == 'mean' else 'mixture', how)
+
+    def distribution(self, out: Tensor) -> tuple[Tensor, Bins]:
+        "The experts' mixture on the common grid of their edges (`mixture_on_grid`)."
+        return mixture_on_grid(out, self.bins)
+
+    def loss(self, out: Tensor, y: Tensor, cfg: LossConfig | None = None,
+             mask: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        "`expert_loss` on this head's bins and soft target."
+        return expert_loss(out, y, self.bins, self.loss_config(cfg), self.l1_on, mask)
 
 # %% ../../nbs/42_targets.dmoe.ipynb
 def expert_weights(out: Tensor) -> Tensor:  # [..., M] mixture weights
@@ -207,26 +258,15 @@ def expert_loss(out: Tensor,  # [..., M, K] expert joint log-probs
     return loss, terms
 
 # %% ../../nbs/42_targets.dmoe.ipynb
-@patch
-def predict(self: ExpertHead, out: Tensor, how: str = 'mean') -> Tensor:
-    "Point prediction of the experts, combined as configured."
-    return expert_predict(out, self.bins, 'mean' if self.combine == 'mean' else 'mixture', how)
-
-@patch
-def loss(self: ExpertHead, out: Tensor, y: Tensor, cfg: LossConfig = LossConfig(),
-         mask: Tensor | None = None, l1_on: str = 'combined') -> tuple[Tensor, dict[str, Tensor]]:
-    "`expert_loss` on this head's bins."
-    return expert_loss(out, y, self.bins, cfg, l1_on, mask)
-
-# %% ../../nbs/42_targets.dmoe.ipynb
 def build_dist_head(y_train: Tensor,  # [N] or [N, C] normalised training labels
                     head: DistHeadConfig,
                     bins: BinsConfig = BinsConfig(),
-                    target: TargetConfig = TargetConfig(),  # σ for the support padding (use the loss's target)
+                    target: TargetConfig = TargetConfig(),  # soft target, and σ for the support padding
                     num_experts: int = 1,  # M; > 1 gives offset experts
                     combine: str = 'mean',  # experts: 'mean', 'mixture' or 'gate'
+                    l1_on: str = 'combined',  # experts: L1 on the 'combined' or 'per_head' expectations
                    ) -> DistHead | ExpertHead:
     "A distribution head, or M offset experts, with bins made from training labels."
     b = make_bins(y_train, bins, target)
-    if num_experts == 1 and combine == 'mean': return DistHead(b, head)
-    return ExpertHead(offset_bins(b, num_experts), head, combine)
+    if num_experts == 1 and combine == 'mean': return DistHead(b, head, target)
+    return ExpertHead(offset_bins(b, num_experts), head, combine, target, l1_on)

@@ -11,36 +11,58 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from tqdm.auto import tqdm
-from ..keys import FIXED
+from ..keys import FIELDS, FIXED
 from ..metrics.accumulate import MetricAccumulator
+from ..metrics.oc import oc_terms
 from ..metrics.regression import regression_terms
 from .checkpoint import load_checkpoint
 from .ema import EMA
-from .losses import is_atom_level, is_distribution_head
+from .losses import is_distribution_head
 from ..targets.binning import Bins
-from ..targets.dmoe import ExpertHead, mixture_on_grid
 from ..targets.uncertainty import coverage_curve, coverage_error, entropy, histogram_nll, spearman
 from .sampling import shard_indices
-from .setup import (HEAD_BUILDERS, ExperimentConfig, ModelConfig, TargetNorm, build_model, build_splits,
-                                 load_config, load_dataset)
+from .data import DATASET_ID, Subset, TaskDataset, build_splits, head_dataset, load_dataset
+from .model import ModelConfig, build_model
+from .norms import TargetNorm
+from .setup import ExperimentConfig, load_config
 
 # %% auto 0
-__all__ = ['normalized_targets', 'denormalized', 'point_predictions', 'distribution_labels', 'run_outputs', 'run_inference',
-           'evaluate_model', 'head_distribution', 'distribution_outputs', 'distribution_metrics', 'load_trained',
-           'evaluate', 'predict']
+__all__ = ['levels_of', 'normalized_targets', 'denormalized', 'task_masks', 'point_predictions', 'distribution_labels',
+           'run_outputs', 'run_inference', 'evaluate_model', 'head_distribution', 'distribution_outputs',
+           'distribution_metrics', 'load_trained', 'task_labels', 'evaluate', 'predict']
 
 # %% ../../nbs/67b_train.inference.ipynb
-def normalized_targets(batch: Batch, norms: dict[str, TargetNorm], names: Sequence[str]) -> dict[str, Tensor]:
-    "Normalised fp32 targets of `batch` for `names`."
-    return {n: norms[n].normalize(batch[n], batch, is_atom_level(n, batch[n], batch)) for n in names}
+class _Levels(dict):
+    "Head levels; an output with no head (a bare module) takes its contract field's level, else 'graph'."
+    def __missing__(self, k: str) -> str:
+        f = FIELDS.get(head_dataset(k)[1])
+        return f.level if f is not None else 'graph'
 
-def denormalized(preds: dict[str, Tensor], batch: Batch, norms: dict[str, TargetNorm]) -> dict[str, Tensor]:
+def levels_of(model: nn.Module) -> dict[str, str]:
+    "Head name -> 'graph' | 'atom', as each head declares."
+    return _Levels({k: h.level for k, h in getattr(model, 'heads', {}).items()})
+
+def normalized_targets(batch: Batch, norms: dict[str, TargetNorm], names: Sequence[str],
+                       levels: dict[str, str]) -> dict[str, Tensor]:  # head -> normalised fp32 label
+    "Normalised fp32 labels of `batch` for the heads `names` (head 'dataset/label' reads `batch[label]`)."
+    return {n: norms[n].normalize(batch[head_dataset(n)[1]], batch, levels[n] == 'atom') for n in names}
+
+def denormalized(preds: dict[str, Tensor], batch: Batch, norms: dict[str, TargetNorm],
+                 levels: dict[str, str]) -> dict[str, Tensor]:
     "Predictions in target units: float64 for graph-level targets, float32 for atom-level ones."
     out = {}
     for n, p in preds.items():
-        atom = is_atom_level(n, p, batch)
+        atom = levels[n] == 'atom'
         y = norms[n].denormalize(p.detach(), batch, atom)
         out[n] = y.float() if atom else y
+    return out
+
+def task_masks(batch: Batch, names: Sequence[str], datasets: Sequence[str]) -> dict[str, Tensor]:
+    "Head -> [n_graphs] bool: graphs of the head's own dataset (heads without a dataset prefix: none given)."
+    out = {}
+    for n in names:
+        ds = head_dataset(n)[0]
+        if ds is not None: out[n] = batch[DATASET_ID].reshape(-1) == datasets.index(ds)
     return out
 
 # %% ../../nbs/67b_train.inference.ipynb
@@ -56,19 +78,21 @@ def point_predictions(model: nn.Module, out: dict[str, Tensor]) -> dict[str, Ten
     heads = getattr(model, 'heads', {})
     return {k: heads[k].predict(v) if k in heads and is_distribution_head(heads[k]) else v for k, v in out.items()}
 
-def distribution_labels(ds, model_cfg: ModelConfig, norms: dict[str, TargetNorm],
-                        stats_samples: int | None = None,  # seeded sample of the training set; None = all
-                        seed: int = 0) -> dict[str, Tensor]:  # target -> [N] normalised labels
-    "Normalised training labels of the distribution heads' targets, from which their bins are built."
-    names = [n for n, s in model_cfg.heads.items() if s.get('type') in HEAD_BUILDERS]
-    if not names: return {}
-    idx = list(range(len(ds)))
-    if stats_samples is not None and stats_samples < len(ds):
-        idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:stats_samples].tolist()
-    out: dict[str, list[Tensor]] = {n: [] for n in names}
-    for batch in _loader(ds, idx, 256):
-        for n, v in normalized_targets(batch, norms, names).items(): out[n].append(v)
-    return {n: torch.cat(v) for n, v in out.items()}
+def distribution_labels(train, model_cfg: ModelConfig, norms: dict[str, TargetNorm], datasets: Sequence[str] = (),
+                        stats_samples: int | None = None,  # seeded sample of each training set; None = all
+                        seed: int = 0) -> dict[str, Tensor]:  # head -> [N] normalised labels
+    "Normalised training labels of the distribution heads, each from its own dataset: their bins are built from them."
+    out = {}
+    for n, spec in model_cfg.heads.items():
+        if spec.type != 'dist': continue
+        ds = head_dataset(n)[0]
+        part = train.parts[list(datasets).index(ds)] if isinstance(train, TaskDataset) else train
+        idx = list(range(len(part)))
+        if stats_samples is not None and stats_samples < len(part):
+            idx = torch.randperm(len(part), generator=torch.Generator().manual_seed(seed))[:stats_samples].tolist()
+        rows = [normalized_targets(b, norms, [n], {n: spec.level})[n] for b in _loader(part, idx, 256)]
+        out[n] = torch.cat(rows)
+    return out
 
 def run_outputs(model: nn.Module, ds, device: torch.device, batch_size: int = 64,
                 indices: Sequence[int] | None = None, progress: bool = False):
@@ -83,36 +107,56 @@ def run_inference(model: nn.Module, ds, norms: dict[str, TargetNorm], device: to
                   batch_size: int = 64, indices: Sequence[int] | None = None, progress: bool = False):
     "Yield `(batch, predictions in target units)` over `ds` (or `indices` of it), in order."
     for batch, out in run_outputs(model, ds, device, batch_size, indices, progress):
-        yield batch, denormalized(point_predictions(model, out), batch, norms)
+        yield batch, denormalized(point_predictions(model, out), batch, norms, levels_of(model))
 
-def _eval_target(batch: Batch, name: str, atom: bool, free_only: bool) -> Tensor:
-    "Target `name`, with atoms held fixed set to NaN (left out of the metrics) when `free_only`."
-    y = batch[name]
-    if not (atom and free_only and batch.get(FIXED) is not None): return y
-    return y.masked_fill(batch[FIXED].bool().reshape(-1, *([1] * (y.dim() - 1))), math.nan)
+def _eval_target(batch: Batch, label: str, atom: bool, free_only: bool, valid: Tensor | None) -> Tensor:
+    "Label `label`, NaN (left out of the metrics) on atoms held fixed when `free_only` and on graphs not `valid`."
+    y = batch[label].double() if not atom else batch[label]
+    if atom and free_only and batch.get(FIXED) is not None:
+        y = y.masked_fill(batch[FIXED].bool().reshape(-1, *([1] * (y.dim() - 1))), math.nan)
+    if valid is not None:
+        rows = valid[batch.batch] if atom else valid
+        y = y.masked_fill(~rows.reshape(-1, *([1] * (y.dim() - 1))), math.nan)
+    return y
+
+def _oc_threshold_terms(acc: MetricAccumulator, pred: dict[str, Tensor], batch: Batch, valid: dict[str, Tensor],
+                        free_only: bool):
+    "EwT and EFwT (OC20 definitions) for every dataset with heads '<prefix>energy' and '<prefix>forces'."
+    for e in [k for k in pred if head_dataset(k)[1] == 'energy']:
+        f = e[:-len('energy')] + 'forces'
+        if f not in pred or batch.get('forces') is None: continue
+        terms = oc_terms(batch, energy=pred[e], forces=pred[f], free='fixed' if free_only and batch.get(FIXED) is not None else 'all')
+        m = valid.get(e)
+        for name in ('energy_within_threshold', 'energy_force_within_threshold'):
+            t, c = terms[name]
+            if m is not None: t, c = t * m, c * m
+            acc.add(e[:-len('energy')] + name, t, c)
 
 def evaluate_model(model: nn.Module, ds, norms: dict[str, TargetNorm], device: torch.device,
                    batch_size: int = 64, progress: bool = False,
                    free_atoms_only: bool = True,  # atom-level metrics over atoms not held fixed (OC convention)
+                   datasets: Sequence[str] = (),  # dataset names of a multi-dataset model (heads 'dataset/label')
                    ) -> dict[str, float]:
-    "MAE/RMSE per target (and `<target>_nll` for graph-level distribution heads) over `ds`, sharded across ranks and reduced."
-    acc, heads = MetricAccumulator(), getattr(model, 'heads', {})
+    "MAE/RMSE per head, NLL of graph-level distribution heads, EwT/EFwT of energy+force tasks; sharded and reduced."
+    acc, heads, levels = MetricAccumulator(), getattr(model, 'heads', {}), levels_of(model)
     for batch, out in run_outputs(model, ds, device, batch_size, shard_indices(len(ds)), progress):
-        pred = denormalized(point_predictions(model, out), batch, norms)
+        pred = denormalized(point_predictions(model, out), batch, norms, levels)
+        valid = task_masks(batch, list(pred), datasets)
         for k in pred:
-            atom = is_atom_level(k, pred[k], batch)
-            tgt = {k: _eval_target(batch, k, atom, free_atoms_only)}
+            atom, label = levels[k] == 'atom', head_dataset(k)[1]
+            tgt = {k: _eval_target(batch, label, atom, free_atoms_only, valid.get(k)).reshape(pred[k].shape)}
             acc.add_terms(regression_terms({k: pred[k]}, tgt, batch.batch if atom else None, batch.num_graphs if atom else None))
             if k in heads and is_distribution_head(heads[k]) and not atom:
-                nll = histogram_nll(*_histograms(heads[k], out[k], batch, norms[k], k)[:3])[0]
-                acc.add(f'{k}_nll', nll.sum(), nll.numel())
+                nll = histogram_nll(*_histograms(heads[k], out[k], batch, norms[k], label)[:3])[0]
+                m = valid.get(k, torch.ones_like(nll, dtype=torch.bool))
+                acc.add(f'{k}_nll', nll[m].sum(), m.sum())
+        _oc_threshold_terms(acc, pred, batch, valid, free_atoms_only)
     return acc.reduce().compute().get('all', {})
 
 # %% ../../nbs/67b_train.inference.ipynb
 def head_distribution(head: nn.Module, out: Tensor) -> tuple[Tensor, Bins]:  # [N, G] probabilities, bins (normalised)
-    "Predicted bin probabilities of a distribution head; experts as their mixture on a common grid."
-    if isinstance(head, ExpertHead): return mixture_on_grid(out, head.bins)
-    return torch.softmax(out.float(), -1), head.bins
+    "Predicted bin probabilities of a distribution head (experts: their mixture on a common grid)."
+    return head.distribution(out)
 
 def _histograms(head: nn.Module, out: Tensor, batch: Batch, norm: TargetNorm, name: str
                 ) -> tuple[Tensor, Tensor, Bins, Tensor]:  # log-probs [N, G], labels [N], bins, point predictions [N]
@@ -129,7 +173,7 @@ def distribution_outputs(model: nn.Module, ds, norms: dict[str, TargetNorm], dev
     "Predicted histograms, labels and point predictions of one distribution head over `ds`, in referenced target units."
     head = model.heads[target]
     if not is_distribution_head(head): raise ValueError(f"head {target!r} is not a distribution head")
-    rows = [_histograms(head, out[target], b, norms[target], target) for b, out in run_outputs(model, ds, device, batch_size, progress=progress)]
+    rows = [_histograms(head, out[target], b, norms[target], head_dataset(target)[1]) for b, out in run_outputs(model, ds, device, batch_size, progress=progress)]
     cat = lambda i: torch.cat([r[i].detach().double().cpu() for r in rows])
     return {'probs': cat(0).exp(), 'edges': rows[0][2].edges.cpu(), 'target': cat(1), 'pred': cat(3)}
 
@@ -154,29 +198,46 @@ def load_trained(checkpoint: str | Path, device: str | torch.device = 'cpu', use
     norms = {k: TargetNorm.from_state(v) for k, v in sd['normalizers'].items()}
     return model.to(device).eval(), norms, cfg
 
-def _dataset(dataset, split: str | None, cfg: ExperimentConfig):
-    if split is not None: return build_splits(cfg.data)[split]
+def task_labels(model_cfg: ModelConfig) -> dict[str, str]:
+    "Label key -> level, the union over every head (what a multi-dataset graph carries)."
+    return {head_dataset(n)[1]: s.level for n, s in model_cfg.heads.items()}
+
+def _dataset(dataset, split: str | None, cfg: ExperimentConfig, task: str | None = None):
+    "The split of the run's own data, or `dataset` (as dataset `task` of a multi-dataset model)."
+    if split is not None:
+        splits = build_splits(cfg.data, task_labels(cfg.model))
+        if split not in splits: raise KeyError(f"split {split!r}: the run's data has splits {sorted(splits)}")
+        return splits[split]
     if dataset is None: raise ValueError("pass a dataset or a split ('val', 'test')")
-    return load_dataset(str(dataset)) if isinstance(dataset, (str, Path)) else dataset
+    ds = load_dataset(str(dataset)) if isinstance(dataset, (str, Path)) else dataset
+    if not cfg.data.multi: return ds
+    if task not in cfg.datasets: raise ValueError(f"this model was trained on several datasets {cfg.datasets}; "
+                                                  f"say which one {str(dataset)[:60]!r} is (task={cfg.datasets[0]!r}, CLI --task)")
+    parts = [Subset(ds, range(len(ds))) if n == task else Subset([], []) for n in cfg.datasets]
+    return TaskDataset(parts, task_labels(cfg.model), names=cfg.datasets)
 
 def evaluate(checkpoint: str | Path,  # checkpoint file (`checkpoints/step_*.pt` or `best.pt`)
              dataset: str | Path | Sequence[Data] | None = None,  # name, LMDB directory or sequence of Data
-             split: str | None = None,  # or: this split of the checkpoint's own dataset
+             split: str | None = None,  # or: this split of the checkpoint's own dataset(s)
              batch_size: int = 64, device: str | None = None, use_ema: bool = True, progress: bool = True,
              free_atoms_only: bool = True,  # atom-level metrics over atoms not held fixed
-             ) -> dict[str, float]:  # '<target>_mae', '_mse', '_rmse' in target units
+             task: str | None = None,  # multi-dataset models: which of their datasets `dataset` is
+             ) -> dict[str, float]:  # '<head>_mae', '_mse', '_rmse' in target units; EwT/EFwT where defined
     "Metric table of a trained model on a dataset."
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     model, norms, cfg = load_trained(checkpoint, dev, use_ema)
-    return evaluate_model(model, _dataset(dataset, split, cfg), norms, dev, batch_size, progress, free_atoms_only)
+    ds = _dataset(dataset, split, cfg, task)
+    return evaluate_model(model, ds, norms, dev, batch_size, progress, free_atoms_only, cfg.datasets if cfg.data.multi else ())
 
 def predict(checkpoint: str | Path, dataset: str | Path | Sequence[Data] | None = None, split: str | None = None,
             batch_size: int = 64, device: str | None = None, use_ema: bool = True, progress: bool = True,
-            ) -> dict[str, Tensor]:  # target -> [n_structures] float64 (graph) or [n_atoms_total, ...] float32 (atom)
+            task: str | None = None,  # multi-dataset models: which of their datasets `dataset` is (only its heads are kept)
+            ) -> dict[str, Tensor]:  # head -> [n_structures] float64 (graph) or [n_atoms_total, ...] float32 (atom)
     "Predictions in target units for every structure of `dataset`, in order (never below fp32)."
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     model, norms, cfg = load_trained(checkpoint, dev, use_ema)
     out: dict[str, list[Tensor]] = {}
-    for _, pred in run_inference(model, _dataset(dataset, split, cfg), norms, dev, batch_size, progress=progress):
+    for _, pred in run_inference(model, _dataset(dataset, split, cfg, task), norms, dev, batch_size, progress=progress):
         for k, v in pred.items(): out.setdefault(k, []).append(v.cpu())
-    return {k: torch.cat(v) for k, v in out.items()}
+    keep = [k for k in out if task is None or head_dataset(k)[0] in (None, task)]
+    return {k: torch.cat(out[k]) for k in keep}

@@ -6,7 +6,6 @@
 from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
-from fastcore.basics import patch
 from typing import Callable
 import torch
 import torch.distributed as dist
@@ -15,6 +14,7 @@ from torch_geometric.data import Batch
 from ..keys import FIELDS, FIXED
 from ..targets.binning import TargetConfig
 from ..targets.losses import LossConfig
+from ..targets.dmoe import HistogramHead
 
 # %% auto 0
 __all__ = ['LossFn', 'LOSS_FNS', 'REDUCTIONS', 'SOFT_LOSSES', 'l1', 'mse', 'l2mae', 'register_loss', 'is_atom_level', 'LossSpec',
@@ -93,39 +93,46 @@ class LossSpec:
 
     def __post_init__(self):
         if self.fn not in LOSS_FNS and self.fn not in SOFT_LOSSES:
-            raise KeyError(f"unknown loss fn {self.fn!r}; registered: {sorted(LOSS_FNS)}, soft-target: {sorted(SOFT_LOSSES)}")
+            raise ValueError(f"unknown loss fn {self.fn!r}; registered: {sorted(LOSS_FNS)}, soft-target: {sorted(SOFT_LOSSES)}")
         if self.reduction not in REDUCTIONS:
-            raise KeyError(f"unknown reduction {self.reduction!r}; expected one of {sorted(REDUCTIONS)}")
+            raise ValueError(f"unknown reduction {self.reduction!r}; expected one of {sorted(REDUCTIONS)}")
 
-    def parts(self, preds: dict[str, Tensor], targets: dict[str, Tensor], batch: Batch) -> tuple[Tensor, Tensor]:
+    def _rows(self, y: Tensor, batch: Batch, level: str | None, valid: Tensor | None) -> tuple[bool, Tensor]:
+        "(atom-level?, bool mask of the rows that count): free atoms if asked, graphs of the head's dataset."
+        atom = level == 'atom' if level is not None else is_atom_level(self.target, y, batch)
+        mask = torch.ones(y.shape[0], dtype=torch.bool, device=y.device)
+        if atom and self.free_atoms_only and batch.get(FIXED) is not None: mask = ~batch[FIXED].bool()
+        if valid is not None: mask = mask & (valid[batch.batch] if atom and getattr(batch, 'batch', None) is not None else valid)
+        return atom, mask
+
+    def parts(self, preds: dict[str, Tensor], targets: dict[str, Tensor], batch: Batch,
+              level: str | None = None,  # 'graph' | 'atom' as the head declares; None: from `molkit.keys` or the length
+              valid: Tensor | None = None,  # [n_graphs] bool: graphs that carry this label (several datasets)
+              ) -> tuple[Tensor, Tensor]:
         "Local `(numerator, denominator)` of this term, fp32."
         y = targets[self.target]
         err = LOSS_FNS[self.fn](preds[self.pred or self.target], y, batch).float()
-        mask = torch.ones(err.shape[0], dtype=torch.bool, device=err.device)
-        if is_atom_level(self.target, y, batch):
-            item_graph = batch.batch if getattr(batch, 'batch', None) is not None else torch.zeros_like(mask, dtype=torch.long)
-            if self.free_atoms_only and batch.get(FIXED) is not None: mask = ~batch[FIXED].bool()
+        atom, mask = self._rows(y, batch, level, valid)
+        if atom: item_graph = batch.batch if getattr(batch, 'batch', None) is not None else torch.zeros_like(mask, dtype=torch.long)
         else: item_graph = torch.arange(err.shape[0], device=err.device)
         return REDUCTIONS[self.reduction](err, mask, item_graph, int(getattr(batch, 'num_graphs', 1)))
 
+    def soft_parts(self, head: HistogramHead, out: Tensor,  # head output [N, (C,) (M,) K]
+                   y: Tensor,  # [N] or [N, C] normalised labels
+                   batch: Batch, valid: Tensor | None = None,  # [n_graphs] bool, as in `parts`
+                   ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:  # numerator, denominator, {'ce', 'l1'}
+        "Local `(mean · count, count)` of a soft-target loss from the head's `.loss`, and its CE / L1 terms."
+        if self.reduction not in ('mean', 'atomwise'): raise ValueError(f"soft-target loss {self.fn!r}: reduction must be 'mean', got {self.reduction!r}")
+        _, rows = self._rows(y, batch, head.level, valid)
+        mask = None if bool(rows.all()) else rows.reshape(-1, *([1] * (y.dim() - 1))).expand_as(y)
+        loss, terms = head.loss(out, y, LossConfig(SOFT_LOSSES[self.fn], self.l1_weight, self.l1_ref), mask)
+        n = torch.tensor(float(y.numel() if mask is None else mask.sum()), device=loss.device)
+        return loss.float() * n, n, {k: terms[k].float() for k in ('ce', 'l1')}  # attached: `total_loss` detaches
+
 # %% ../../nbs/63_train.losses.ipynb
 def is_distribution_head(head) -> bool:
-    "True for heads that output bin logits and own `.predict` / `.loss` (DMoE heads)."
-    return callable(getattr(head, 'predict', None)) and callable(getattr(head, 'loss', None))
-
-@patch
-def soft_parts(self: LossSpec, head, out: Tensor,  # head logits [N, (C,) (M,) K]
-               y: Tensor,  # [N] or [N, C] normalised labels
-               batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor]]:  # numerator, denominator, {'ce', 'l1'}
-    "Local `(mean · count, count)` of a soft-target loss from the head's `.loss`, and its CE / L1 terms."
-    if self.reduction not in ('mean', 'atomwise'): raise ValueError(f"soft-target loss {self.fn!r}: reduction must be 'mean', got {self.reduction!r}")
-    mask = None
-    if self.free_atoms_only and is_atom_level(self.target, y, batch) and batch.get(FIXED) is not None:
-        mask = (~batch[FIXED].bool()).reshape(-1, *([1] * (y.dim() - 1))).expand_as(y)
-    cfg = LossConfig(SOFT_LOSSES[self.fn], self.l1_weight, self.l1_ref, getattr(head, 'soft_target', TargetConfig()))
-    loss, terms = head.loss(out, y, cfg, mask)
-    n = torch.tensor(float(y.numel() if mask is None else mask.sum()), device=loss.device)
-    return loss.float() * n, n, {k: terms[k].float() for k in ('ce', 'l1')}  # attached: `total_loss` detaches
+    "True for heads that predict histograms (`molkit.targets.dmoe.HistogramHead`: DMoE heads and experts)."
+    return isinstance(head, HistogramHead)
 
 # %% ../../nbs/63_train.losses.ipynb
 def global_mean(num: Tensor, den: Tensor) -> Tensor:
@@ -137,27 +144,28 @@ def global_mean(num: Tensor, den: Tensor) -> Tensor:
     return num * world / den.clamp_min(1)
 
 def _term(s: LossSpec, preds: dict[str, Tensor], targets: dict[str, Tensor], batch: Batch,
-          heads: dict | None) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+          heads: dict | None, valid: Tensor | None) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     "Local `(numerator, denominator, logged sub-terms)` of one spec, routed to a distribution head when soft."
     key = s.pred or s.target
     head = None if heads is None or key not in heads else heads[key]
     if s.fn in SOFT_LOSSES:
         if not is_distribution_head(head): raise ValueError(f"loss fn {s.fn!r} on {key!r} needs a distribution head (type: dist)")
-        return s.soft_parts(head, preds[key], targets[s.target], batch)
+        return s.soft_parts(head, preds[key], targets[s.target], batch, valid)
     if is_distribution_head(head): raise ValueError(f"loss fn {s.fn!r} on {key!r}: a distribution head needs one of {sorted(SOFT_LOSSES)}")
-    return *s.parts(preds, targets, batch), {}
+    return *s.parts(preds, targets, batch, getattr(head, 'level', None), valid), {}
 
 def total_loss(specs: list[LossSpec],  # the loss terms
                preds: dict[str, Tensor],  # model outputs, name -> prediction (logits for distribution heads)
                targets: dict[str, Tensor],  # normalised targets, name -> value
                batch: Batch,  # the batch (for `batch.batch`, `fixed`, `num_graphs`)
-               heads: dict | None = None,  # the model's heads, needed for soft-target losses
+               heads: dict | None = None,  # the model's heads: their level, and the soft-target losses
                detach: bool = True,  # False: terms stay attached to the graph (for `term_grad_norms`)
+               valid: dict[str, Tensor] | None = None,  # head -> [n_graphs] bool, graphs carrying its label (several datasets)
                ) -> tuple[Tensor, dict[str, Tensor]]:  # (scalar fp32 loss, term per target and '<target>/ce', '/l1')
     "Weighted sum of the loss terms; each term is a global mean under DDP."
     terms, logs, loss = {}, {}, 0.0
     for s, name in zip(specs, term_names(specs)):
-        num, den, sub = _term(s, preds, targets, batch, heads)
+        num, den, sub = _term(s, preds, targets, batch, heads, (valid or {}).get(s.pred or s.target))
         terms[name] = global_mean(num, den)
         loss = loss + s.weight * terms[name]
         logs.update({f'{name}/{k}': v for k, v in sub.items()})

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 import torch
 from fastcore.basics import patch
@@ -15,7 +15,7 @@ from torch import nn
 # %% auto 0
 __all__ = ['SCHEDULES', 'NO_DECAY_MODULES', 'constant', 'linear_warmup', 'cosine', 'warmup_cosine', 'ScheduleCfg',
            'jmp_finetune_schedule', 'LRSchedule', 'LRBlock', 'layerwise_lr_scales', 'no_weight_decay',
-           'adamw_param_groups', 'OptimCfg', 'build_adamw']
+           'adamw_param_groups', 'OptimConfig', 'lr_blocks', 'build_optimizer']
 
 # %% ../../nbs/61_train.schedules.ipynb
 def constant(step: int, **_) -> float:
@@ -183,16 +183,36 @@ def adamw_param_groups(model: nn.Module,
 
 # %% ../../nbs/61_train.schedules.ipynb
 @dataclass
-class OptimCfg:
-    "AdamW settings (JMP: lr 8e-5 fine-tuning / 3e-4 pre-training, betas (0.9, 0.95), weight decay 0.1)."
-    lr: float = 8e-5  # base learning rate
-    weight_decay: float = 0.1  # decoupled weight decay
-    betas: tuple[float, float] = (0.9, 0.95)  # Adam moments
-    eps: float = 1e-8  # Adam epsilon
+class OptimConfig:
+    "AdamW, parameter-name lr scales, clipping and gradient accumulation: the run's one optimiser config."
+    lr: float = 5e-4  # base learning rate (JMP: 3e-4 pre-training, 8e-5 fine-tuning)
+    weight_decay: float = 0.0  # decoupled; never on biases, norms, embeddings (`exclude_no_decay`)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # Adam moments (JMP: 0.9, 0.95)
+    eps: float = 1e-8
     amsgrad: bool = False  # OC22 configs use AMSGrad
     exclude_no_decay: bool = True  # no weight decay on biases, norms, embeddings
+    lr_scales: dict[str, float] = field(default_factory=dict)  # parameter-name prefix -> lr multiplier, e.g. {'backbone': 0.1}
+    clip_grad_norm: float | None = 10.0  # max global gradient norm (None: off)
+    clip_grad_value: float | None = None  # max absolute gradient (None: off)
+    grad_accum: int = 1  # micro-batches per optimiser step
 
-def build_adamw(model: nn.Module, cfg: OptimCfg, blocks: Sequence[LRBlock] = ()) -> torch.optim.AdamW:
-    "AdamW over `adamw_param_groups(model, ...)`."
+    def __post_init__(self):
+        if not self.lr > 0: raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.grad_accum < 1: raise ValueError(f"grad_accum must be >= 1, got {self.grad_accum}")
+        if len(self.betas) != 2: raise ValueError(f"betas needs 2 values, got {self.betas}")
+
+def lr_blocks(model: nn.Module, lr_scales: dict[str, float]) -> list[LRBlock]:
+    "One `LRBlock` per `lr_scales` prefix, holding the parameters whose longest matching prefix it is."
+    blocks = {k: LRBlock(k, [], float(v)) for k, v in lr_scales.items()}
+    for name, p in model.named_parameters():
+        hits = [k for k in lr_scales if name.startswith(k)]
+        if hits: blocks[max(hits, key=len)].params.append(p)
+    return [b for b in blocks.values() if b.params]
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig,
+                    blocks: Sequence[LRBlock] | None = None,  # explicit blocks (e.g. layer-wise decay); None: from `lr_scales`
+                    ) -> torch.optim.AdamW:
+    "AdamW over `adamw_param_groups` with the configured (or given) lr blocks."
+    blocks = lr_blocks(model, cfg.lr_scales) if blocks is None else blocks
     groups = adamw_param_groups(model, cfg.lr, cfg.weight_decay, blocks, cfg.exclude_no_decay)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, amsgrad=cfg.amsgrad)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, amsgrad=cfg.amsgrad)
