@@ -143,6 +143,7 @@ def evaluate_model(model: nn.Module, ds, norms: dict[str, TargetNorm], device: t
         pred = denormalized(point_predictions(model, out), batch, norms, levels)
         valid = task_masks(batch, list(pred), datasets)
         for k in pred:
+            if k in valid and not bool(valid[k].any()): continue  # no graph of this head's dataset in the batch
             atom, label = levels[k] == 'atom', head_dataset(k)[1]
             tgt = {k: _eval_target(batch, label, atom, free_atoms_only, valid.get(k)).reshape(pred[k].shape)}
             acc.add_terms(regression_terms({k: pred[k]}, tgt, batch.batch if atom else None, batch.num_graphs if atom else None))

@@ -14,23 +14,26 @@ import torch
 import torch.distributed as dist
 from torch import nn, Tensor
 from torch_geometric.data import Batch, Data
-from fastcore.basics import patch
 from tqdm.auto import tqdm
 from .amp import Precision
 from .checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints,
                                      rng_state, save_checkpoint, set_rng_state)
 from .config import save_yaml, to_dict
 from .ema import EMA
-from .inference import _loader, distribution_labels, evaluate, evaluate_model, normalized_targets, predict
+from .inference import (_loader, distribution_labels, evaluate, evaluate_model, levels_of, normalized_targets,
+                                    predict, task_labels, task_masks)
 from .losses import total_loss
 from ..targets.losses import term_grad_norms
 from .sampling import BalancedBatchSampler, barrier, dist_info
 from .schedules import LRSchedule
-from .setup import (ExperimentConfig, Subset, TargetNorm, build_model, build_optimizer, build_splits,
-                                fit_normalizers, load_config)
+from .schedules import build_optimizer
+from .data import Subset, TaskDataset, build_splits
+from .model import build_model
+from .norms import TargetNorm, fit_normalizers
+from .setup import ExperimentConfig, load_config
 
 # %% auto 0
-__all__ = ['setup_distributed', 'seed_everything', 'Run', 'append_jsonl', 'truncate_jsonl', 'append_csv', 'TrainResult', 'train']
+__all__ = ['setup_distributed', 'seed_everything', 'append_jsonl', 'truncate_jsonl', 'append_csv', 'Run', 'TrainResult', 'train']
 
 # %% ../../nbs/67c_train.loop.ipynb
 def setup_distributed(device: str | None = None) -> torch.device:
@@ -51,14 +54,35 @@ def seed_everything(seed: int):
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
 
 # %% ../../nbs/67c_train.loop.ipynb
+def append_jsonl(path: Path, row: dict):
+    "Append one JSON line."
+    with open(path, 'a') as f: f.write(json.dumps(row) + '\n')
+
+def truncate_jsonl(path: Path, step: int):
+    "Drop lines logged after `step` (by a run killed after its last checkpoint)."
+    if not path.exists(): return
+    rows = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l).get('step', 0) <= step]
+    path.write_text(''.join(r + '\n' for r in rows))
+
+def append_csv(path: Path, row: dict):
+    "Append a row to a CSV, writing the header first (columns fixed by the first row)."
+    new = not path.exists()
+    with open(path, 'a', newline='') as f:
+        w = csv.DictWriter(f, fieldnames=list(row), extrasaction='ignore')
+        if new: w.writeheader()
+        w.writerow(row)
+
+# %% ../../nbs/67c_train.loop.ipynb
 class Run:
     "Everything a training run holds; `state_dict`/`load_state_dict` are the checkpoint."
     def __init__(self, cfg: ExperimentConfig, splits: dict[str, Subset], device: torch.device):
         self.cfg, self.splits, self.device = cfg, splits, device
         self.rank, self.world = dist_info()
         self.norms = fit_normalizers(splits['train'], cfg.model, cfg.data, cfg.seed)
-        labels = distribution_labels(splits['train'], cfg.model, self.norms, cfg.data.stats_samples, cfg.seed)
+        self.datasets = cfg.datasets if cfg.data.multi else []  # heads 'dataset/label' train on their dataset's graphs
+        labels = distribution_labels(splits['train'], cfg.model, self.norms, self.datasets, cfg.data.stats_samples, cfg.seed)
         self.model = build_model(cfg.model, labels).to(device)  # distribution heads: bins from the normalised labels
+        self.levels = levels_of(self.model)
         self.ddp = self.model
         if self.world > 1:
             unused = set(cfg.model.heads) != set(cfg.targets)
@@ -80,169 +104,137 @@ class Run:
         "Context in which the model carries its EMA weights (no-op without EMA)."
         return self.ema.apply_to(self.model) if self.ema is not None else nullcontext()
 
-# %% ../../nbs/67c_train.loop.ipynb
-@patch
-def state_dict(self: Run) -> dict:
-    "The checkpoint: weights, optimiser, schedule, EMA, scaler, normalisers, config, RNG and data position."
-    return {'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
-            'schedule': self.schedule.state_dict(), 'ema': self.ema.state_dict() if self.ema else None,
-            'precision': self.prec.state_dict(), 'normalizers': {k: v.state_dict() for k, v in self.norms.items()},
-            'config': to_dict(self.cfg), 'rng': rng_state(), 'step': self.step, 'epoch': self.epoch,
-            'batch_in_epoch': self.batch_in_epoch, 'best': self.best}
+    def state_dict(self) -> dict:
+        "The checkpoint: weights, optimiser, schedule, EMA, scaler, normalisers, config, RNG and data position."
+        return {'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
+                'schedule': self.schedule.state_dict(), 'ema': self.ema.state_dict() if self.ema else None,
+                'precision': self.prec.state_dict(), 'normalizers': {k: v.state_dict() for k, v in self.norms.items()},
+                'config': to_dict(self.cfg), 'rng': rng_state(), 'step': self.step, 'epoch': self.epoch,
+                'batch_in_epoch': self.batch_in_epoch, 'best': self.best}
 
-@patch
-def load_state_dict(self: Run, sd: dict):
-    "Restore a checkpoint written by `state_dict` (normalisers come from the checkpoint, not a refit)."
-    self.model.load_state_dict(sd['model']); self.optimizer.load_state_dict(sd['optimizer'])
-    self.schedule.load_state_dict(sd['schedule'])
-    if self.ema is not None: self.ema.load_state_dict(sd['ema'])
-    self.prec.load_state_dict(sd['precision'])
-    self.norms = {k: TargetNorm.from_state(v) for k, v in sd['normalizers'].items()}
-    self.step, self.epoch, self.batch_in_epoch, self.best = sd['step'], sd['epoch'], sd['batch_in_epoch'], sd['best']
-    set_rng_state(sd['rng'])
-    if self.rank > 0: torch.manual_seed(self.cfg.seed + 1000 * self.rank + self.step)  # rank 0's state was saved
+    def load_state_dict(self, sd: dict):
+        "Restore a checkpoint written by `state_dict` (normalisers come from the checkpoint, not a refit)."
+        self.model.load_state_dict(sd['model']); self.optimizer.load_state_dict(sd['optimizer'])
+        self.schedule.load_state_dict(sd['schedule'])
+        if self.ema is not None: self.ema.load_state_dict(sd['ema'])
+        self.prec.load_state_dict(sd['precision'])
+        self.norms = {k: TargetNorm.from_state(v) for k, v in sd['normalizers'].items()}
+        self.step, self.epoch, self.batch_in_epoch, self.best = sd['step'], sd['epoch'], sd['batch_in_epoch'], sd['best']
+        set_rng_state(sd['rng'])
+        if self.rank > 0: torch.manual_seed(self.cfg.seed + 1000 * self.rank + self.step)  # rank 0's state was saved
 
-# %% ../../nbs/67c_train.loop.ipynb
-@patch
-def logs_grad_norms(self: Run) -> bool:
-    "Whether the coming step logs per-term gradient norms (`train.log_grad_norms_every`)."
-    every = self.cfg.train.log_grad_norms_every
-    return every > 0 and (self.step + 1) % every == 0
+    def logs_grad_norms(self) -> bool:
+        "Whether the coming step logs per-term gradient norms (`train.log_grad_norms_every`)."
+        every = self.cfg.train.log_grad_norms_every
+        return every > 0 and (self.step + 1) % every == 0
 
-@patch
-def term_gradient_norms(self: Run, parts: dict[str, Tensor]) -> dict[str, float]:
-    "`gradnorm/<term>`: ‖∂term/∂θ‖ of each attached loss term (and DMoE's CE and L1) on this rank's first micro-batch."
-    attached = {k: v for k, v in parts.items() if torch.is_tensor(v) and v.requires_grad}
-    return {f'gradnorm/{k}': v for k, v in term_grad_norms(attached, self.model.parameters()).items()}
+    def term_gradient_norms(self, parts: dict[str, Tensor]) -> dict[str, float]:
+        "`gradnorm/<term>`: ‖∂term/∂θ‖ of each attached loss term (and DMoE's CE and L1) on this rank's first micro-batch."
+        attached = {k: v for k, v in parts.items() if torch.is_tensor(v) and v.requires_grad}
+        return {f'gradnorm/{k}': v for k, v in term_grad_norms(attached, self.model.parameters()).items()}
 
-@patch
-def train_step(self: Run, batches: list[Batch]) -> dict:
-    "Forward/backward over the micro-batches, then one (possibly skipped) optimiser step."
-    self.ddp.train()
-    specs, names, finite, terms, t0 = self.cfg.loss, self.cfg.targets, True, {}, time.perf_counter()
-    for i, batch in enumerate(batches):
-        batch = batch.to(self.device)
-        sync = self.ddp.no_sync() if self.world > 1 and i < len(batches) - 1 else nullcontext()
-        with sync:
-            with self.prec.autocast(): preds = self.ddp(batch, names)
-            log_gn = i == 0 and self.logs_grad_norms()
-            with self.prec.fp32(): loss, parts = total_loss(specs, preds, normalized_targets(batch, self.norms, names), batch,
-                                                           self.model.heads, detach=not log_gn)
-            if log_gn: terms.update(self.term_gradient_norms(parts)); parts = {k: v.detach() for k, v in parts.items()}
-            self.prec.backward(loss / len(batches))
-        finite &= bool(torch.isfinite(loss))
-        for k, v in {'loss': loss.detach(), **parts}.items(): terms[k] = terms.get(k, 0.0) + float(v) / len(batches)
-    o = self.cfg.optim
-    ok, gnorm = self.prec.step(self.optimizer, self.model.parameters(), o.clip_grad_norm, o.clip_grad_value, finite)
-    if ok and self.ema is not None: self.ema.update(self.model)
-    self.step += 1
-    lr = self.schedule.apply(self.optimizer, self.step)[0]
-    n_atoms = sum(b.num_nodes for b in batches)
-    return {**terms, 'grad_norm': gnorm, 'lr': lr, 'skipped': not ok, 'atoms': n_atoms, 'time_s': time.perf_counter() - t0}
+    def train_step(self, batches: list[Batch]) -> dict:
+        "Forward/backward over the micro-batches, then one (possibly skipped) optimiser step."
+        self.ddp.train()
+        specs, names, finite, terms, t0 = self.cfg.loss, self.cfg.targets, True, {}, time.perf_counter()
+        for i, batch in enumerate(batches):
+            batch = batch.to(self.device)
+            sync = self.ddp.no_sync() if self.world > 1 and i < len(batches) - 1 else nullcontext()
+            with sync:
+                with self.prec.autocast(): preds = self.ddp(batch, names)
+                log_gn = i == 0 and self.logs_grad_norms()
+                targets, valid = normalized_targets(batch, self.norms, names, self.levels), task_masks(batch, names, self.datasets)
+                with self.prec.fp32(): loss, parts = total_loss(specs, preds, targets, batch, self.model.heads, not log_gn, valid)
+                if log_gn: terms.update(self.term_gradient_norms(parts)); parts = {k: v.detach() for k, v in parts.items()}
+                self.prec.backward(loss / len(batches))
+            finite &= bool(torch.isfinite(loss))
+            for k, v in {'loss': loss.detach(), **parts}.items(): terms[k] = terms.get(k, 0.0) + float(v) / len(batches)
+        o = self.cfg.optim
+        ok, gnorm = self.prec.step(self.optimizer, self.model.parameters(), o.clip_grad_norm, o.clip_grad_value, finite)
+        if ok and self.ema is not None: self.ema.update(self.model)
+        self.step += 1
+        lr = self.schedule.apply(self.optimizer, self.step)[0]
+        n_atoms = sum(b.num_nodes for b in batches)
+        return {**terms, 'grad_norm': gnorm, 'lr': lr, 'skipped': not ok, 'atoms': n_atoms, 'time_s': time.perf_counter() - t0}
 
-# %% ../../nbs/67c_train.loop.ipynb
-@patch
-def step_groups(self: Run):
-    "Groups of `grad_accum` batches of the current epoch, starting after the batches already consumed."
-    self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
-    group, k = [], self.cfg.optim.grad_accum
-    for b in _loader(self.splits['train'], batch_sampler=self.sampler, num_workers=self.cfg.data.num_workers):
-        group.append(b)
-        if len(group) == k: yield group; group = []
-    if group: yield group
+    def step_groups(self):
+        "Groups of `grad_accum` batches of the current epoch, starting after the batches already consumed."
+        self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
+        group, k = [], self.cfg.optim.grad_accum
+        for b in _loader(self.splits['train'], batch_sampler=self.sampler, num_workers=self.cfg.data.num_workers):
+            group.append(b)
+            if len(group) == k: yield group; group = []
+        if group: yield group
 
-@patch
-def total_steps(self: Run) -> int:
-    "Steps of the whole run (max_steps, else max_epochs × steps per epoch)."
-    t = self.cfg.train
-    if t.max_steps is not None: return t.max_steps
-    if t.max_epochs is None: raise ValueError("train: set max_steps or max_epochs")
-    self.sampler.set_epoch(0)
-    return t.max_epochs * math.ceil(len(self.sampler) / self.cfg.optim.grad_accum)
+    def total_steps(self) -> int:
+        "Steps of the whole run (max_steps, else max_epochs × steps per epoch)."
+        t = self.cfg.train
+        if t.max_steps is not None: return t.max_steps
+        if t.max_epochs is None: raise ValueError("train: set max_steps or max_epochs")
+        self.sampler.set_epoch(0)
+        return t.max_epochs * math.ceil(len(self.sampler) / self.cfg.optim.grad_accum)
 
-# %% ../../nbs/67c_train.loop.ipynb
-def append_jsonl(path: Path, row: dict):
-    "Append one JSON line."
-    with open(path, 'a') as f: f.write(json.dumps(row) + '\n')
+    def save(self, best: bool = False) -> Path:
+        "Checkpoint on rank 0: `best.pt` if `best`, else `checkpoints/step_*.pt` (pruned)."
+        run_dir = Path(self.cfg.run_dir)
+        path = run_dir / 'best.pt' if best else checkpoint_path(run_dir / 'checkpoints', self.step)
+        if self.rank == 0:
+            save_checkpoint(self.state_dict(), path)
+            if not best: prune_checkpoints(run_dir / 'checkpoints', self.cfg.train.keep_checkpoints)
+        barrier()
+        return path
 
-def truncate_jsonl(path: Path, step: int):
-    "Drop lines logged after `step` (by a run killed after its last checkpoint)."
-    if not path.exists(): return
-    rows = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l).get('step', 0) <= step]
-    path.write_text(''.join(r + '\n' for r in rows))
+    def validate(self) -> dict:
+        "Validation metrics with the EMA weights; logs on rank 0; tracks the best primary metric."
+        t0 = time.time()
+        with self.ema_weights():
+            m = evaluate_model(self.model, self.splits['val'], self.norms, self.device, self.cfg.data.eval_batch_size,
+                               free_atoms_only=self.cfg.train.eval_free_atoms_only, datasets=self.datasets)
+        primary = m.get(f'{self.cfg.loss[0].target}_mae', math.nan)
+        improved = not math.isnan(primary) and (self.best is None or primary < self.best)
+        if improved: self.best = primary
+        if not math.isnan(primary): self.schedule.observe(self.step, primary)  # plateau phase, if configured
+        row = {'step': self.step, 'epoch': self.epoch, **{f'val_{k}': v for k, v in m.items()}, 'time_s': time.time() - t0}
+        if self.rank == 0:
+            append_jsonl(Path(self.cfg.run_dir) / 'evals.jsonl', row); append_csv(Path(self.cfg.run_dir) / 'metrics.csv', row)
+        return {**row, 'improved': improved}
 
-def append_csv(path: Path, row: dict):
-    "Append a row to a CSV, writing the header first (columns fixed by the first row)."
-    new = not path.exists()
-    with open(path, 'a', newline='') as f:
-        w = csv.DictWriter(f, fieldnames=list(row), extrasaction='ignore')
-        if new: w.writeheader()
-        w.writerow(row)
+    def after_step(self, out: dict, total: int, evals: list[dict]):
+        "Step log, validation and checkpoints due at this step."
+        t, last = self.cfg.train, self.step >= total
+        if self.rank == 0 and (self.step % t.log_every == 0 or last):
+            append_jsonl(Path(self.cfg.run_dir) / 'steps.jsonl', {'step': self.step, 'epoch': self.epoch, **out})
+        if (t.eval_every and self.step % t.eval_every == 0) or last:
+            evals.append(self.validate())
+            if evals[-1]['improved']: self.save(best=True)
+        if (t.checkpoint_every and self.step % t.checkpoint_every == 0) or last: self.last_checkpoint = self.save()
 
-@patch
-def save(self: Run, best: bool = False) -> Path:
-    "Checkpoint on rank 0: `best.pt` if `best`, else `checkpoints/step_*.pt` (pruned)."
-    run_dir = Path(self.cfg.run_dir)
-    path = run_dir / 'best.pt' if best else checkpoint_path(run_dir / 'checkpoints', self.step)
-    if self.rank == 0:
-        save_checkpoint(self.state_dict(), path)
-        if not best: prune_checkpoints(run_dir / 'checkpoints', self.cfg.train.keep_checkpoints)
-    barrier()
-    return path
+    def end_epoch(self, losses: list[float]):
+        "Epoch log; advance the data position to the next epoch."
+        if self.rank == 0:
+            append_jsonl(Path(self.cfg.run_dir) / 'epochs.jsonl', {'step': self.step, 'epoch': self.epoch,
+                         'train_loss': sum(losses) / max(len(losses), 1), 'steps': len(losses)})
+        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
 
-@patch
-def validate(self: Run) -> dict:
-    "Validation metrics with the EMA weights; logs on rank 0; tracks the best primary metric."
-    t0 = time.time()
-    with self.ema_weights():
-        m = evaluate_model(self.model, self.splits['val'], self.norms, self.device, self.cfg.data.eval_batch_size,
-                           free_atoms_only=self.cfg.train.eval_free_atoms_only)
-    primary = m.get(f'{self.cfg.loss[0].target}_mae', math.nan)
-    improved = not math.isnan(primary) and (self.best is None or primary < self.best)
-    if improved: self.best = primary
-    if not math.isnan(primary): self.schedule.observe(self.step, primary)  # plateau phase, if configured
-    row = {'step': self.step, 'epoch': self.epoch, **{f'val_{k}': v for k, v in m.items()}, 'time_s': time.time() - t0}
-    if self.rank == 0:
-        append_jsonl(Path(self.cfg.run_dir) / 'evals.jsonl', row); append_csv(Path(self.cfg.run_dir) / 'metrics.csv', row)
-    return {**row, 'improved': improved}
-
-# %% ../../nbs/67c_train.loop.ipynb
-@patch
-def after_step(self: Run, out: dict, total: int, evals: list[dict]):
-    "Step log, validation and checkpoints due at this step."
-    t, last = self.cfg.train, self.step >= total
-    if self.rank == 0 and (self.step % t.log_every == 0 or last):
-        append_jsonl(Path(self.cfg.run_dir) / 'steps.jsonl', {'step': self.step, 'epoch': self.epoch, **out})
-    if (t.eval_every and self.step % t.eval_every == 0) or last:
-        evals.append(self.validate())
-        if evals[-1]['improved']: self.save(best=True)
-    if (t.checkpoint_every and self.step % t.checkpoint_every == 0) or last: self.last_checkpoint = self.save()
-
-@patch
-def end_epoch(self: Run, losses: list[float]):
-    "Epoch log; advance the data position to the next epoch."
-    if self.rank == 0:
-        append_jsonl(Path(self.cfg.run_dir) / 'epochs.jsonl', {'step': self.step, 'epoch': self.epoch,
-                     'train_loss': sum(losses) / max(len(losses), 1), 'steps': len(losses)})
-    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-
-@patch
-def fit(self: Run) -> list[dict]:
-    "Train until the step budget is spent; returns the validation rows."
-    t, total, evals = self.cfg.train, self.total_steps(), []
-    bar = tqdm(total=total, initial=self.step, disable=not (t.progress and self.rank == 0), desc='train', unit='step')
-    if t.eval_at_start and self.step == 0: evals.append(self.validate())
-    while self.step < total:
-        losses = []
-        for group in self.step_groups():
-            out = self.train_step(group)
-            self.batch_in_epoch += len(group); losses.append(out['loss'])
-            bar.update(1); bar.set_postfix(loss=f"{out['loss']:.4g}", lr=f"{out['lr']:.2e}")
-            self.after_step(out, total, evals)
-            if self.step >= total: break
-        else: self.end_epoch(losses)
-    bar.close()
-    return evals
+    def fit(self) -> list[dict]:
+        "Train until the step budget is spent; returns the validation rows."
+        t, total, evals = self.cfg.train, self.total_steps(), []
+        bar = tqdm(total=total, initial=self.step, disable=not (t.progress and self.rank == 0), desc='train', unit='step')
+        if t.eval_at_start and self.step == 0: evals.append(self.validate())
+        while self.step < total:
+            losses = []
+            for group in self.step_groups():
+                out = self.train_step(group)
+                self.batch_in_epoch += len(group); losses.append(out['loss'])
+                bar.update(1); bar.set_postfix(loss=f"{out['loss']:.4g}", lr=f"{out['lr']:.2e}")
+                self.after_step(out, total, evals)
+                if self.step >= total: break
+            else:
+                if not losses: raise RuntimeError(f"epoch {self.epoch} yielded no batch ({len(self.splits['train'])} training "
+                                                  f"structures, data.batch_size {self.cfg.data.batch_size}); check the split")
+                self.end_epoch(losses)
+        bar.close()
+        return evals
 
 # %% ../../nbs/67c_train.loop.ipynb
 @dataclass
@@ -261,7 +253,7 @@ def _restore(run: Run, resume: bool) -> bool:
     run_dir = Path(run.cfg.run_dir)
     ckpt = latest_checkpoint(run_dir / 'checkpoints')
     if ckpt is None: return False
-    if not resume: raise FileExistsError(f"{run_dir} already has checkpoints (latest {ckpt.name}); pass resume=True or use another run_dir")
+    if not resume: raise FileExistsError(f"{run_dir} already has checkpoints (latest {ckpt.name}); resume (--resume on the command line) or use another run_dir")
     run.load_state_dict(load_checkpoint(ckpt))
     if run.rank == 0:
         for f in ('steps.jsonl', 'epochs.jsonl', 'evals.jsonl'): truncate_jsonl(run_dir / f, run.step)
@@ -280,7 +272,8 @@ def train(config: ExperimentConfig | dict | str | Path,  # config object, plain 
     owns_pg = int(os.environ.get('WORLD_SIZE', '1')) > 1 and not dist.is_initialized()
     device = setup_distributed(cfg.train.device)
     seed_everything(cfg.seed)
-    splits = build_splits(cfg.data) if datasets is None else {k: Subset(v, range(len(v))) for k, v in datasets.items()}
+    if datasets is not None and cfg.data.multi: raise ValueError("in-memory `datasets` serve one dataset; use data.datasets for several")
+    splits = build_splits(cfg.data, task_labels(cfg.model)) if datasets is None else {k: Subset(v, range(len(v))) for k, v in datasets.items()}
     run = Run(cfg, splits, device)
     _restore(run, resume)
     if run.rank == 0:
