@@ -12,15 +12,16 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 from ..train.checkpoint import latest_checkpoint
-from ..train.config import ConfigError, from_dict, to_dict
-from ..train.inference import distribution_metrics, distribution_outputs, evaluate_model, load_trained
+from ..train.config import ConfigError, from_dict, set_dotted, to_dict
+from ..train.inference import distribution_metrics, distribution_outputs, evaluate_model, load_trained, task_labels
 from ..train.losses import is_distribution_head
 from ..train.loop import train
-from ..train.setup import HEAD_BUILDERS, DistSpec, ExperimentConfig, build_splits, load_config
+from ..train.data import build_splits
+from ..train.setup import ExperimentConfig, load_config
 
 # %% auto 0
-__all__ = ['AblationConfig', 'set_dotted', 'cells', 'cell_config', 'cell_metrics', 'run_cell', 'summarize', 'markdown_table',
-           'write_csv', 'load_ablation', 'ablate']
+__all__ = ['AblationConfig', 'cells', 'cell_config', 'cell_metrics', 'run_cell', 'summarize', 'markdown_table', 'write_csv',
+           'load_ablation', 'ablate']
 
 # %% ../../nbs/80_experiments.ablate.ipynb
 @dataclass
@@ -33,18 +34,6 @@ class AblationConfig:
     out_dir: str = 'runs/ablation'
     split: str = 'test'  # split on which the metrics are measured
     device: str | None = None  # None: cuda if available, else cpu
-
-def set_dotted(d: dict, key: str, value: Any) -> dict:
-    "Set `d[k1][k2]...` for `key = 'k1.k2...'` in place; integer parts index lists, missing mapping levels are created."
-    parts, node = key.split('.'), d
-    for i, p in enumerate(parts):
-        if isinstance(node, list):
-            if not p.isdigit() or int(p) >= len(node): raise ConfigError(f"{key}: {'.'.join(parts[:i + 1])!r} is not an index of a list of {len(node)}")
-            p = int(p)
-        elif not isinstance(node, dict): raise ConfigError(f"{key}: {'.'.join(parts[:i])} is not a section")
-        if i == len(parts) - 1: node[p] = copy.deepcopy(value); return d
-        if isinstance(node, dict) and p not in node: node[p] = {}
-        node = node[p]
 
 # %% ../../nbs/80_experiments.ablate.ipynb
 def _short(keys: Sequence[str]) -> dict[str, str]:
@@ -73,14 +62,11 @@ def cells(cfg: AblationConfig) -> dict[str, dict[str, Any]]:
 def _dirname(name: str) -> str: return re.sub(r'[^A-Za-z0-9_.=,+-]+', '_', name)
 
 def cell_config(cfg: AblationConfig, overrides: Mapping[str, Any], seed: int, run_dir: str | Path) -> ExperimentConfig:
-    "The checked `ExperimentConfig` of one cell and seed (distribution-head specs checked too)."
+    "The checked `ExperimentConfig` of one cell and seed (`molkit.train.config.set_dotted` applies the overrides)."
     d = to_dict(load_config(cfg.base))
     for k, v in overrides.items(): set_dotted(d, k, v)
     d['seed'], d['run_dir'] = seed, str(run_dir)
-    exp = load_config(d)
-    for name, spec in exp.model.heads.items():
-        if spec.get('type') in HEAD_BUILDERS: from_dict(DistSpec, spec, f'model.heads.{name}')
-    return exp
+    return load_config(d)
 
 # %% ../../nbs/80_experiments.ablate.ipynb
 def cell_metrics(model, norms: dict, ds, device: torch.device, batch_size: int = 64) -> dict[str, float]:
@@ -100,7 +86,7 @@ def run_cell(exp: ExperimentConfig, split: str = 'test', device: str | None = No
     ckpt = latest_checkpoint(Path(exp.run_dir) / 'checkpoints')
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     model, norms, cfg = load_trained(ckpt, dev)
-    m = cell_metrics(model, norms, build_splits(cfg.data)[split], dev, cfg.data.eval_batch_size)
+    m = cell_metrics(model, norms, build_splits(cfg.data, task_labels(cfg.model))[split], dev, cfg.data.eval_batch_size)
     return {**m, 'steps': res.step, 'time_s': time.time() - t0}
 
 # %% ../../nbs/80_experiments.ablate.ipynb

@@ -13,7 +13,7 @@ from ..keys import Z
 from .ablate import AblationConfig, cell_config, run_cell
 from ..train.inference import distribution_outputs, load_trained, run_inference
 from ..train.checkpoint import latest_checkpoint
-from ..train.setup import build_splits
+from ..train.data import build_splits
 from ..viz.figures import distributions_grid
 from ..viz.report import Section, Table, evaluation_sections, write_html_report
 

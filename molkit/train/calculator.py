@@ -17,7 +17,7 @@ from ..keys import ENERGY, FORCES
 from ..data.atoms import atoms_to_data
 from ..models.heads import GradientForceHead
 from .inference import load_trained, point_predictions
-from .setup import TargetNorm
+from .norms import TargetNorm
 
 # %% auto 0
 __all__ = ['atoms_graph', 'energy_force_heads', 'predict_energy_forces', 'MolkitCalculator', 'finite_difference_forces']
