@@ -226,6 +226,7 @@ def _write_table(metrics: dict, out: str | None) -> None:
          arg('checkpoint', help='checkpoint file (runs/NAME/checkpoints/best.pt or step_*.pt)'),
          arg('dataset', nargs='?', default=None, help='molkit LMDB directory or a dataset name (e.g. qm9_subset)'),
          arg('--split', default=None, help="instead of DATASET: this split of the checkpoint's data (val, test)"),
+         arg('--task', default=None, help="multi-dataset models: which of their datasets DATASET is"),
          arg('--batch-size', type=int, default=64),
          arg('--device', default=None, help='cpu, cuda, cuda:1 (default: cuda if available)'),
          arg('--is2re', action='store_true', help='IS2RE by relaxation: relax each initial structure with the model, '
@@ -245,7 +246,7 @@ def _eval(a: argparse.Namespace) -> int:
         _write_table(metrics, a.out)
         return 0
     from molkit.train.loop import evaluate
-    metrics = evaluate(a.checkpoint, a.dataset, split=a.split, batch_size=a.batch_size, device=a.device)
+    metrics = evaluate(a.checkpoint, a.dataset, split=a.split, batch_size=a.batch_size, device=a.device, task=a.task)
     _write_table(metrics, a.out)
     return 0
 
@@ -254,6 +255,7 @@ def _eval(a: argparse.Namespace) -> int:
          arg('checkpoint', help='checkpoint file'),
          arg('dataset', nargs='?', default=None, help='molkit LMDB directory or a dataset name'),
          arg('--split', default=None, help="instead of DATASET: this split of the checkpoint's data"),
+         arg('--task', default=None, help="multi-dataset models: which of their datasets DATASET is"),
          arg('--out', required=True, help='output .npz (one array per target, in dataset order)'),
          arg('--batch-size', type=int, default=64),
          arg('--device', default=None))
@@ -261,7 +263,7 @@ def _predict(a: argparse.Namespace) -> int:
     "Run `molkit predict`."
     import numpy as np
     from molkit.train.loop import predict
-    preds = predict(a.checkpoint, a.dataset, split=a.split, batch_size=a.batch_size, device=a.device)
+    preds = predict(a.checkpoint, a.dataset, split=a.split, batch_size=a.batch_size, device=a.device, task=a.task)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     np.savez(a.out, **{k: v.numpy() for k, v in preds.items()})
     print(', '.join(f'{k}: {tuple(v.shape)}' for k, v in preds.items()), f'-> {a.out}')
