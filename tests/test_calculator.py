@@ -15,7 +15,9 @@ from molkit.train.config import to_dict
 from molkit.train.inference import predict
 from molkit.train.loop import train
 from molkit.train.relax import is2re_by_relaxation
-from molkit.train.setup import ExperimentConfig, ModelConfig, TargetNorm, build_model
+from molkit.train.model import ModelConfig, build_model
+from molkit.train.norms import TargetNorm
+from molkit.train.setup import ExperimentConfig
 from _train_helpers import TINY_SCHNET
 
 EF_HEADS = {'energy': {'type': 'energy'}, 'forces': {'type': 'gradient_forces', 'energy': 'energy'}}

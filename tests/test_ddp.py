@@ -6,7 +6,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch_geometric.data import Batch
 from molkit.train.losses import LossSpec, total_loss
-from molkit.train.setup import ModelConfig, build_model
+from molkit.train.model import ModelConfig, build_model
 from _train_helpers import TINY_SCHNET, toy_molecules
 
 HEADS = {'energy': {'type': 'energy'}, 'forces': {'type': 'gradient_forces', 'energy': 'energy'}}

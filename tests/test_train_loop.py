@@ -52,7 +52,7 @@ def test_unknown_config_key_fails(toy_lmdb, tmp_path):
 def test_saved_split_file_is_used(toy_lmdb, tmp_path):
     "A split written next to the data (`molkit data split`) is what training uses when `data.split_file` names it."
     from molkit.data.splits import random_split, save_split
-    from molkit.train.setup import DataConfig, build_splits
+    from molkit.train.data import DataConfig, build_splits
     split = random_split(64, {'train': 40, 'val': 12, 'test': None}, seed=5)
     save_split(split, toy_lmdb, 'mine', n_records=64)
     got = build_splits(DataConfig(dataset=str(toy_lmdb), split_file='mine'))

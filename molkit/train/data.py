@@ -14,7 +14,7 @@ from torch_geometric.data import Data
 from ..keys import FIELDS, Z, POS, CELL, PBC, NATOMS, FIXED, TAGS
 from ..data.atoms import atoms_to_data
 from ..data.splits import random_split, load_split
-from .config import ConfigError
+from .config import ConfigError, from_dict
 
 # %% auto 0
 __all__ = ['DATASET_ID', 'DATASETS', 'STRUCTURE_FIELDS', 'DatasetSpec', 'DataConfig', 'head_dataset', 'temperature_probs',
@@ -59,6 +59,7 @@ class DataConfig:
     stats_samples: int | None = 20000  # training structures (seeded sample) used to fit the normalisers; None = all
 
     def __post_init__(self):
+        self.datasets = [d if isinstance(d, DatasetSpec) else from_dict(DatasetSpec, d, 'datasets') for d in self.datasets]
         for k in ('batch_size', 'eval_batch_size'):
             if getattr(self, k) < 1: raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
         if self.num_workers < 0: raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .amp import Precision
 from .checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints,
                                      rng_state, save_checkpoint, set_rng_state)
-from .config import save_yaml, to_dict
+from .config import ConfigError, save_yaml, to_dict
 from .ema import EMA
 from .inference import (_loader, distribution_labels, evaluate, evaluate_model, levels_of, normalized_targets,
                                     predict, task_labels, task_masks)
@@ -269,6 +269,7 @@ def train(config: ExperimentConfig | dict | str | Path,  # config object, plain 
           ) -> TrainResult:
     "Train a model as configured, on CPU, one GPU or under torchrun (DDP); rank 0 logs and checkpoints."
     cfg = load_config(config, overrides)
+    if not cfg.loss: raise ConfigError("loss: training needs at least one loss term")
     owns_pg = int(os.environ.get('WORLD_SIZE', '1')) > 1 and not dist.is_initialized()
     device = setup_distributed(cfg.train.device)
     seed_everything(cfg.seed)

@@ -139,6 +139,7 @@ class ModelConfig:
     heads: dict[str, HeadSpec] = field(default_factory=lambda: {'U0': make_head_spec('energy')})  # name -> spec
 
     def __post_init__(self):
+        self.heads = {n: s if isinstance(s, HeadSpec) else from_dict(HeadSpec, s, f'heads.{n}') for n, s in self.heads.items()}
         for name, s in self.heads.items():
             if '.' in name: raise ValueError(f"heads.{name}: head names may not contain '.'")
             e = s.energy_head

@@ -77,7 +77,6 @@ class ExperimentConfig:
 def check_experiment(cfg: ExperimentConfig):
     "Cross-section checks: heads belong to datasets, losses name heads and suit their kind."
     heads, names = cfg.model.heads, [s.name for s in cfg.data.specs()]
-    if not cfg.loss: raise ConfigError("loss: at least one loss term is needed")
     for h in heads:
         ds = head_dataset(h)[0]
         if cfg.data.multi and ds not in names:
