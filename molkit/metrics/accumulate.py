@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import math
 import torch
 import torch.distributed as dist
-from fastcore.basics import patch
 from torch import Tensor
 
 # %% auto 0
@@ -50,67 +49,58 @@ class MetricAccumulator:
         "Forget all statistics."
         self.stats = {}
 
-# %% ../../nbs/50a_metrics.accumulate.ipynb
-@patch
-def add_terms(self: MetricAccumulator,
-               terms: Terms,  # name -> (per-graph totals [B], per-graph counts [B])
-               keys: str | Sequence[str] = 'all',  # one group for the batch, or one per graph (length B)
-              ) -> None:
-    "Add per-graph metric terms, grouped by `keys`."
-    if isinstance(keys, str):
-        for name, (t, c) in terms.items(): self.add(name, t, c, keys)
-        return
-    groups = sorted(set(keys))
-    codes = {k: i for i, k in enumerate(groups)}
-    for name, (t, c) in terms.items():
-        if len(keys) != len(t): raise ValueError(f"{name}: {len(keys)} keys for {len(t)} graphs")
-        code = torch.tensor([codes[k] for k in keys], device=t.device)
-        tt = t.new_zeros(len(groups), dtype=torch.float64).index_add_(0, code, t.double())
-        cc = t.new_zeros(len(groups), dtype=torch.float64).index_add_(0, code, c.double().to(t.device))
-        for i, k in enumerate(groups): self.add(name, tt[i], cc[i], k)
+    def add_terms(self,
+                   terms: Terms,  # name -> (per-graph totals [B], per-graph counts [B])
+                   keys: str | Sequence[str] = 'all',  # one group for the batch, or one per graph (length B)
+                  ) -> None:
+        "Add per-graph metric terms, grouped by `keys`."
+        if isinstance(keys, str):
+            for name, (t, c) in terms.items(): self.add(name, t, c, keys)
+            return
+        groups = sorted(set(keys))
+        codes = {k: i for i, k in enumerate(groups)}
+        for name, (t, c) in terms.items():
+            if len(keys) != len(t): raise ValueError(f"{name}: {len(keys)} keys for {len(t)} graphs")
+            code = torch.tensor([codes[k] for k in keys], device=t.device)
+            tt = t.new_zeros(len(groups), dtype=torch.float64).index_add_(0, code, t.double())
+            cc = t.new_zeros(len(groups), dtype=torch.float64).index_add_(0, code, c.double().to(t.device))
+            for i, k in enumerate(groups): self.add(name, tt[i], cc[i], k)
 
-# %% ../../nbs/50a_metrics.accumulate.ipynb
-@patch
-def compute(self: MetricAccumulator) -> dict[str, dict[str, float]]:
-    "Metric values per group: total / count (NaN for an empty count), plus `<x>_rmse` for every `<x>_mse`."
-    if not self.stats: return {}
-    dev = next(iter(self.stats.values())).device
-    vals = torch.stack([v.to(dev) for v in self.stats.values()]).cpu().tolist()  # one host sync
-    out: dict[str, dict[str, float]] = {}
-    for (key, name), (t, c) in zip(self.stats, vals):
-        v = t / c if c > 0 else math.nan
-        out.setdefault(key, {})[name] = v
-        if name.endswith('_mse'): out[key][name[:-4] + '_rmse'] = math.sqrt(v) if v >= 0 else math.nan
-    return {k: dict(sorted(d.items())) for k, d in sorted(out.items())}
+    def compute(self) -> dict[str, dict[str, float]]:
+        "Metric values per group: total / count (NaN for an empty count), plus `<x>_rmse` for every `<x>_mse`."
+        if not self.stats: return {}
+        dev = next(iter(self.stats.values())).device
+        vals = torch.stack([v.to(dev) for v in self.stats.values()]).cpu().tolist()  # one host sync
+        out: dict[str, dict[str, float]] = {}
+        for (key, name), (t, c) in zip(self.stats, vals):
+            v = t / c if c > 0 else math.nan
+            out.setdefault(key, {})[name] = v
+            if name.endswith('_mse'): out[key][name[:-4] + '_rmse'] = math.sqrt(v) if v >= 0 else math.nan
+        return {k: dict(sorted(d.items())) for k, d in sorted(out.items())}
 
-# %% ../../nbs/50a_metrics.accumulate.ipynb
-@patch
-def __iadd__(self: MetricAccumulator, other: MetricAccumulator) -> MetricAccumulator:
-    "Add the statistics of `other` into this accumulator."
-    for (key, name), v in other.stats.items(): self.add(name, v[0], v[1], key)
-    return self
+    def __iadd__(self, other: MetricAccumulator) -> MetricAccumulator:
+        "Add the statistics of `other` into this accumulator."
+        for (key, name), v in other.stats.items(): self.add(name, v[0], v[1], key)
+        return self
 
-@patch
-def pooled(self: MetricAccumulator, key: str = 'all') -> MetricAccumulator:
-    "A new accumulator with all groups merged into group `key`."
-    out = MetricAccumulator()
-    for (_, name), v in self.stats.items(): out.add(name, v[0], v[1], key)
-    return out
-
-# %% ../../nbs/50a_metrics.accumulate.ipynb
-@patch
-def reduce(self: MetricAccumulator) -> MetricAccumulator:
-    "Sum the statistics over all DDP ranks into a new accumulator (a plain copy when not distributed)."
-    out = MetricAccumulator()
-    if not is_distributed():
-        out.stats = {k: v.clone() for k, v in self.stats.items()}
+    def pooled(self, key: str = 'all') -> MetricAccumulator:
+        "A new accumulator with all groups merged into group `key`."
+        out = MetricAccumulator()
+        for (_, name), v in self.stats.items(): out.add(name, v[0], v[1], key)
         return out
-    gathered: list = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, sorted(self.stats))
-    names = sorted(set().union(*map(set, gathered)))
-    flat = torch.zeros(len(names), 2, dtype=torch.float64, device=reduce_device())
-    for i, k in enumerate(names):
-        if k in self.stats: flat[i] = self.stats[k].to(flat.device)
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    out.stats = {k: flat[i] for i, k in enumerate(names)}
-    return out
+
+    def reduce(self) -> MetricAccumulator:
+        "Sum the statistics over all DDP ranks into a new accumulator (a plain copy when not distributed)."
+        out = MetricAccumulator()
+        if not is_distributed():
+            out.stats = {k: v.clone() for k, v in self.stats.items()}
+            return out
+        gathered: list = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, sorted(self.stats))
+        names = sorted(set().union(*map(set, gathered)))
+        flat = torch.zeros(len(names), 2, dtype=torch.float64, device=reduce_device())
+        for i, k in enumerate(names):
+            if k in self.stats: flat[i] = self.stats[k].to(flat.device)
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        out.stats = {k: flat[i] for i, k in enumerate(names)}
+        return out

@@ -11,7 +11,6 @@ from typing import Iterable
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from fastcore.basics import patch
 
 # %% auto 0
 __all__ = ['PRECISIONS', 'PrecisionConfig', 'NonFiniteError', 'Precision']
@@ -51,6 +50,42 @@ class Precision:
         "Backward pass through the (possibly scaled) loss."
         self.scaler.scale(loss).backward()
 
+    def step(self, optimizer: torch.optim.Optimizer,
+              params: Iterable[nn.Parameter],  # the parameters to clip
+              clip_norm: float | None = None,  # max total gradient norm, None = no clipping
+              clip_value: float | None = None,  # max absolute gradient value, None = no clipping
+              loss_finite: bool = True,  # whether the loss of this step was finite
+              ) -> tuple[bool, float]:  # (stepped, gradient norm before clipping)
+        "Unscale, clip, then step the optimiser, or skip a non-finite step; zero the gradients."
+        params = [p for p in params if p.grad is not None]
+        self.scaler.unscale_(optimizer)
+        if clip_value: torch.nn.utils.clip_grad_value_(params, clip_value)
+        norm = float(torch.nn.utils.clip_grad_norm_(params, clip_norm or math.inf)) if params else 0.0
+        ok = _all_ranks_true(bool(loss_finite) and math.isfinite(norm), self.device_type)
+        if ok: self.scaler.step(optimizer)
+        self.scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        self._count(ok, norm)
+        return ok, norm
+
+    def _count(self, ok: bool, norm: float):
+        "Book-keeping of skipped steps; raise after too many in a row."
+        self.consecutive = 0 if ok else self.consecutive + 1
+        self.skipped += not ok
+        if self.consecutive >= self.max_consecutive_skips:
+            hint = 'a lower lr or check target normalisation' if self.mode == 'fp32' else 'precision fp32, a lower lr, or check target normalisation'
+            raise NonFiniteError(f"{self.consecutive} consecutive steps had a non-finite loss or gradient (last grad norm "
+                                 f"{norm}, precision {self.mode}); try {hint}")
+
+    def state_dict(self) -> dict:
+        "Scaler state and skip counters (checkpointable with `weights_only=True`)."
+        return {'scaler': self.scaler.state_dict(), 'skipped': self.skipped, 'consecutive': self.consecutive}
+
+    def load_state_dict(self, sd: dict):
+        "Restore `state_dict()`."
+        if sd.get('scaler'): self.scaler.load_state_dict(sd['scaler'])
+        self.skipped, self.consecutive = sd['skipped'], sd['consecutive']
+
 # %% ../../nbs/64_train.amp.ipynb
 def _all_ranks_true(flag: bool, device_type: str) -> bool:
     "`flag` and-ed over all ranks (no-op without torch.distributed)."
@@ -58,42 +93,3 @@ def _all_ranks_true(flag: bool, device_type: str) -> bool:
     t = torch.tensor([float(flag)], device='cuda' if dist.get_backend() == 'nccl' else 'cpu')
     dist.all_reduce(t, op=dist.ReduceOp.MIN)
     return bool(t.item() > 0)
-
-@patch
-def step(self: Precision, optimizer: torch.optim.Optimizer,
-          params: Iterable[nn.Parameter],  # the parameters to clip
-          clip_norm: float | None = None,  # max total gradient norm, None = no clipping
-          clip_value: float | None = None,  # max absolute gradient value, None = no clipping
-          loss_finite: bool = True,  # whether the loss of this step was finite
-          ) -> tuple[bool, float]:  # (stepped, gradient norm before clipping)
-    "Unscale, clip, then step the optimiser, or skip a non-finite step; zero the gradients."
-    params = [p for p in params if p.grad is not None]
-    self.scaler.unscale_(optimizer)
-    if clip_value: torch.nn.utils.clip_grad_value_(params, clip_value)
-    norm = float(torch.nn.utils.clip_grad_norm_(params, clip_norm or math.inf)) if params else 0.0
-    ok = _all_ranks_true(bool(loss_finite) and math.isfinite(norm), self.device_type)
-    if ok: self.scaler.step(optimizer)
-    self.scaler.update()
-    optimizer.zero_grad(set_to_none=True)
-    self._count(ok, norm)
-    return ok, norm
-
-@patch
-def _count(self: Precision, ok: bool, norm: float):
-    "Book-keeping of skipped steps; raise after too many in a row."
-    self.consecutive = 0 if ok else self.consecutive + 1
-    self.skipped += not ok
-    if self.consecutive >= self.max_consecutive_skips:
-        raise NonFiniteError(f"{self.consecutive} consecutive steps had a non-finite loss or gradient (last grad norm "
-                             f"{norm}, precision {self.mode}); try precision fp32, a lower lr, or check target normalisation")
-
-@patch
-def state_dict(self: Precision) -> dict:
-    "Scaler state and skip counters (checkpointable with `weights_only=True`)."
-    return {'scaler': self.scaler.state_dict(), 'skipped': self.skipped, 'consecutive': self.consecutive}
-
-@patch
-def load_state_dict(self: Precision, sd: dict):
-    "Restore `state_dict()`."
-    if sd.get('scaler'): self.scaler.load_state_dict(sd['scaler'])
-    self.skipped, self.consecutive = sd['skipped'], sd['consecutive']

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 import torch
-from fastcore.basics import patch
 from torch import Tensor, nn
 
 # %% auto 0
@@ -40,6 +39,47 @@ class EMA:
         n = self.num_updates + 1
         return min(self.decay, (1 + n) / (10 + n)) if self.warmup else self.decay
 
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        "Move the shadow weights towards the model's after an optimizer step; copy its buffers."
+        d = self.current_decay()
+        shadow, live = _params(self, model)
+        if shadow: torch._foreach_lerp_(shadow, live, 1.0 - d)
+        for n, b in unwrap_model(model).named_buffers():
+            if n in self.buffers: self.buffers[n].copy_(b)
+        self.num_updates += 1
+
+    @torch.no_grad()
+    def copy_to(self, model: nn.Module) -> None:
+        "Load the EMA weights and buffers into the model permanently."
+        for s, p in zip(*_targets(self, model)): p.copy_(s)
+
+    @contextmanager
+    def apply_to(self, model: nn.Module) -> Iterator[nn.Module]:
+        "Context manager: the model carries the EMA weights inside the block and its own weights again after it."
+        _, live = _targets(self, model)
+        backup = [t.clone() for t in live]
+        self.copy_to(model)
+        try: yield model
+        finally:
+            with torch.no_grad():
+                for t, b in zip(live, backup): t.copy_(b)
+
+    def state_dict(self) -> dict:
+        "EMA state for checkpoints (parameter names without any DDP prefix)."
+        return {'decay': self.decay, 'warmup': self.warmup, 'num_updates': self.num_updates,
+                'shadow': dict(self.shadow), 'buffers': dict(self.buffers)}
+
+    def load_state_dict(self, state: dict) -> None:
+        "Restore the EMA state; the parameter and buffer names must match this EMA's."
+        for key in ('shadow', 'buffers'):
+            mine, theirs = getattr(self, key), state[key]
+            if set(mine) != set(theirs):
+                raise KeyError(f"EMA {key} names differ: missing {sorted(set(mine) - set(theirs))[:5]}, "
+                               f"unexpected {sorted(set(theirs) - set(mine))[:5]}")
+            for n, v in theirs.items(): mine[n].copy_(v)
+        self.decay, self.warmup, self.num_updates = state['decay'], state['warmup'], state['num_updates']
+
 # %% ../../nbs/62_train.ema.ipynb
 def _params(self: EMA, model: nn.Module) -> tuple[list[Tensor], list[Tensor]]:
     "Matching (shadow, live) parameter lists; fails loudly on a different architecture."
@@ -48,17 +88,6 @@ def _params(self: EMA, model: nn.Module) -> tuple[list[Tensor], list[Tensor]]:
     if missing: raise KeyError(f"EMA parameters missing from the model: {missing[:5]}")
     return list(self.shadow.values()), [live[n].detach() for n in self.shadow]
 
-@patch
-@torch.no_grad()
-def update(self: EMA, model: nn.Module) -> None:
-    "Move the shadow weights towards the model's after an optimizer step; copy its buffers."
-    d = self.current_decay()
-    shadow, live = _params(self, model)
-    if shadow: torch._foreach_lerp_(shadow, live, 1.0 - d)
-    for n, b in unwrap_model(model).named_buffers():
-        if n in self.buffers: self.buffers[n].copy_(b)
-    self.num_updates += 1
-
 # %% ../../nbs/62_train.ema.ipynb
 def _targets(self: EMA, model: nn.Module) -> tuple[list[Tensor], list[Tensor]]:
     "Matching (EMA, live) tensors over trainable parameters and buffers."
@@ -66,39 +95,3 @@ def _targets(self: EMA, model: nn.Module) -> tuple[list[Tensor], list[Tensor]]:
     bufs = dict(unwrap_model(model).named_buffers())
     names = [n for n in self.buffers if n in bufs]
     return shadow + [self.buffers[n] for n in names], live + [bufs[n] for n in names]
-
-@patch
-@torch.no_grad()
-def copy_to(self: EMA, model: nn.Module) -> None:
-    "Load the EMA weights and buffers into the model permanently."
-    for s, p in zip(*_targets(self, model)): p.copy_(s)
-
-@patch
-@contextmanager
-def apply_to(self: EMA, model: nn.Module) -> Iterator[nn.Module]:
-    "Context manager: the model carries the EMA weights inside the block and its own weights again after it."
-    _, live = _targets(self, model)
-    backup = [t.clone() for t in live]
-    self.copy_to(model)
-    try: yield model
-    finally:
-        with torch.no_grad():
-            for t, b in zip(live, backup): t.copy_(b)
-
-# %% ../../nbs/62_train.ema.ipynb
-@patch
-def state_dict(self: EMA) -> dict:
-    "EMA state for checkpoints (parameter names without any DDP prefix)."
-    return {'decay': self.decay, 'warmup': self.warmup, 'num_updates': self.num_updates,
-            'shadow': dict(self.shadow), 'buffers': dict(self.buffers)}
-
-@patch
-def load_state_dict(self: EMA, state: dict) -> None:
-    "Restore the EMA state; the parameter and buffer names must match this EMA's."
-    for key in ('shadow', 'buffers'):
-        mine, theirs = getattr(self, key), state[key]
-        if set(mine) != set(theirs):
-            raise KeyError(f"EMA {key} names differ: missing {sorted(set(mine) - set(theirs))[:5]}, "
-                           f"unexpected {sorted(set(theirs) - set(mine))[:5]}")
-        for n, v in theirs.items(): mine[n].copy_(v)
-    self.decay, self.warmup, self.num_updates = state['decay'], state['warmup'], state['num_updates']

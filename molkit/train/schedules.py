@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 import torch
-from fastcore.basics import patch
 from torch import nn
 
 # %% auto 0
@@ -99,37 +98,32 @@ class LRSchedule:
         "True once the plateau phase has started."
         return self.cfg.plateau and step >= self.cfg.total_steps
 
-# %% ../../nbs/61_train.schedules.ipynb
-@patch
-def observe(self: LRSchedule, step: int, metric: float) -> bool:
-    "Record a validation metric at `step`; returns True when it lowered the LR (only in the plateau phase)."
-    if not self.in_plateau(step): return False
-    c = self.cfg
-    better = self.best is None or (metric < self.best * (1 - c.plateau_threshold) if c.plateau_mode == 'min'
-                                   else metric > self.best * (1 + c.plateau_threshold))
-    if better: self.best, self.num_bad = metric, 0
-    else: self.num_bad += 1
-    if self.num_bad <= c.plateau_patience: return False
-    self.scale, self.num_bad = self.scale * c.plateau_factor, 0
-    return True
+    def observe(self, step: int, metric: float) -> bool:
+        "Record a validation metric at `step`; returns True when it lowered the LR (only in the plateau phase)."
+        if not self.in_plateau(step): return False
+        c = self.cfg
+        better = self.best is None or (metric < self.best * (1 - c.plateau_threshold) if c.plateau_mode == 'min'
+                                       else metric > self.best * (1 + c.plateau_threshold))
+        if better: self.best, self.num_bad = metric, 0
+        else: self.num_bad += 1
+        if self.num_bad <= c.plateau_patience: return False
+        self.scale, self.num_bad = self.scale * c.plateau_factor, 0
+        return True
 
-@patch
-def apply(self: LRSchedule, optimizer: torch.optim.Optimizer, step: int) -> list[float]:
-    "Set each group's `lr` to `base_lr · factor(step, lr_scale)` (keys added by `adamw_param_groups`); returns the LRs."
-    for g in optimizer.param_groups:
-        g.setdefault('base_lr', g['lr'])
-        g['lr'] = g['base_lr'] * self.factor(step, g.get('lr_scale', 1.0))
-    return [g['lr'] for g in optimizer.param_groups]
+    def apply(self, optimizer: torch.optim.Optimizer, step: int) -> list[float]:
+        "Set each group's `lr` to `base_lr · factor(step, lr_scale)` (keys added by `adamw_param_groups`); returns the LRs."
+        for g in optimizer.param_groups:
+            g.setdefault('base_lr', g['lr'])
+            g['lr'] = g['base_lr'] * self.factor(step, g.get('lr_scale', 1.0))
+        return [g['lr'] for g in optimizer.param_groups]
 
-@patch
-def state_dict(self: LRSchedule) -> dict:
-    "Plateau state for checkpoints."
-    return {'best': self.best, 'num_bad': self.num_bad, 'scale': self.scale}
+    def state_dict(self) -> dict:
+        "Plateau state for checkpoints."
+        return {'best': self.best, 'num_bad': self.num_bad, 'scale': self.scale}
 
-@patch
-def load_state_dict(self: LRSchedule, state: dict) -> None:
-    "Restore the plateau state."
-    self.best, self.num_bad, self.scale = state['best'], state['num_bad'], state['scale']
+    def load_state_dict(self, state: dict) -> None:
+        "Restore the plateau state."
+        self.best, self.num_bad, self.scale = state['best'], state['num_bad'], state['scale']
 
 # %% ../../nbs/61_train.schedules.ipynb
 @dataclass
