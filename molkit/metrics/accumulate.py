@@ -8,22 +8,14 @@ from collections.abc import Sequence
 import math
 import torch
 import torch.distributed as dist
+from ..distributed import is_distributed, reduce_device
 from torch import Tensor
 
 # %% auto 0
-__all__ = ['Terms', 'is_distributed', 'reduce_device', 'MetricAccumulator']
+__all__ = ['Terms', 'MetricAccumulator']
 
 # %% ../../nbs/50a_metrics.accumulate.ipynb
 Terms = dict[str, tuple[Tensor, Tensor]]  # metric name -> (per-graph totals [B], per-graph counts [B])
-
-def is_distributed() -> bool:
-    "True when `torch.distributed` is available and a process group is initialised."
-    return dist.is_available() and dist.is_initialized()
-
-def reduce_device() -> torch.device:
-    "Device on which the current process group all-reduces: the current CUDA device for NCCL, else the CPU."
-    if dist.get_backend() == 'nccl': return torch.device('cuda', torch.cuda.current_device())
-    return torch.device('cpu')
 
 # %% ../../nbs/50a_metrics.accumulate.ipynb
 class MetricAccumulator:

@@ -10,7 +10,8 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch
 from tqdm.auto import tqdm
 from ..keys import ENERGY
-from .accumulate import MetricAccumulator, Terms, is_distributed
+from .accumulate import MetricAccumulator, Terms
+from ..distributed import is_distributed
 from .oc import oc_terms
 from .regression import regression_terms
 

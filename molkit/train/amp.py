@@ -9,7 +9,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Iterable
 import torch
-import torch.distributed as dist
+from ..distributed import all_ranks_true
 from torch import Tensor, nn
 
 # %% auto 0
@@ -61,7 +61,7 @@ class Precision:
         self.scaler.unscale_(optimizer)
         if clip_value: torch.nn.utils.clip_grad_value_(params, clip_value)
         norm = float(torch.nn.utils.clip_grad_norm_(params, clip_norm or math.inf)) if params else 0.0
-        ok = _all_ranks_true(bool(loss_finite) and math.isfinite(norm), self.device_type)
+        ok = all_ranks_true(bool(loss_finite) and math.isfinite(norm))
         if ok: self.scaler.step(optimizer)
         self.scaler.update()
         optimizer.zero_grad(set_to_none=True)
@@ -87,9 +87,4 @@ class Precision:
         self.skipped, self.consecutive = sd['skipped'], sd['consecutive']
 
 # %% ../../nbs/64_train.amp.ipynb
-def _all_ranks_true(flag: bool, device_type: str) -> bool:
-    "`flag` and-ed over all ranks (no-op without torch.distributed)."
-    if not (dist.is_available() and dist.is_initialized()): return flag
-    t = torch.tensor([float(flag)], device='cuda' if dist.get_backend() == 'nccl' else 'cpu')
-    dist.all_reduce(t, op=dist.ReduceOp.MIN)
-    return bool(t.item() > 0)
+#| export

@@ -24,7 +24,8 @@ from .inference import (_loader, distribution_labels, evaluate, evaluate_model, 
                                     predict, task_labels, task_masks)
 from .losses import total_loss
 from ..targets.losses import term_grad_norms
-from .sampling import BalancedBatchSampler, barrier, dist_info
+from .sampling import BalancedBatchSampler
+from ..distributed import barrier, dist_info, setup_distributed
 from .schedules import LRSchedule
 from .schedules import build_optimizer
 from .data import Subset, TaskDataset, build_splits
@@ -33,22 +34,9 @@ from .norms import TargetNorm, fit_normalizers
 from .setup import ExperimentConfig, load_config
 
 # %% auto 0
-__all__ = ['setup_distributed', 'seed_everything', 'append_jsonl', 'truncate_jsonl', 'append_csv', 'Run', 'TrainResult', 'train']
+__all__ = ['seed_everything', 'append_jsonl', 'truncate_jsonl', 'append_csv', 'Run', 'TrainResult', 'train']
 
 # %% ../../nbs/67c_train.loop.ipynb
-def setup_distributed(device: str | None = None) -> torch.device:
-    "Initialise torch.distributed from torchrun's environment if WORLD_SIZE > 1; return this rank's device."
-    world = int(os.environ.get('WORLD_SIZE', '1'))
-    use_cuda = torch.cuda.is_available() and (device is None or device.startswith('cuda'))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group('nccl' if use_cuda else 'gloo')
-    if device is not None and device != 'cuda': return torch.device(device)
-    if use_cuda:
-        dev = torch.device('cuda', int(os.environ.get('LOCAL_RANK', '0')))
-        torch.cuda.set_device(dev)
-        return dev
-    return torch.device('cpu')
-
 def seed_everything(seed: int):
     "Seed python, numpy and torch (all devices)."
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 import torch
 import torch.distributed as dist
+from ..distributed import world_size
 from torch import Tensor
 from torch_geometric.data import Batch
 from ..keys import FIELDS, FIXED
@@ -67,10 +68,6 @@ def _structurewise(err: Tensor, mask: Tensor, item_graph: Tensor, n_graphs: int)
 REDUCTIONS = {'mean': _mean, 'atomwise': _mean, 'sum': _sum, 'structurewise': _structurewise}
 
 # %% ../../nbs/63_train.losses.ipynb
-def _dist_world() -> int:
-    "World size when torch.distributed is initialised, else 1."
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
 def is_atom_level(name: str, value: Tensor, batch: Batch) -> bool:
     "True if target `name` has one row per atom (from `molkit.keys.FIELDS`, else from its length)."
     if name in FIELDS: return FIELDS[name].level == 'atom'
@@ -137,7 +134,7 @@ def is_distribution_head(head) -> bool:
 # %% ../../nbs/63_train.losses.ipynb
 def global_mean(num: Tensor, den: Tensor) -> Tensor:
     "`num / den` whose gradient, after DDP gradient averaging, is that of the mean over all ranks."
-    world = _dist_world()
+    world = world_size()
     if world == 1: return num / den.clamp_min(1)
     den = den.detach().clone()
     dist.all_reduce(den)

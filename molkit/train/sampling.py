@@ -7,26 +7,13 @@ from __future__ import annotations
 import heapq
 from typing import Iterator, Sequence
 import torch
-import torch.distributed as dist
+from ..distributed import barrier, dist_info, is_main  # re-exported: the one set of DDP helpers
 from torch.utils.data import Sampler
 
 # %% auto 0
-__all__ = ['dist_info', 'is_main', 'barrier', 'shard_indices', 'balanced_split', 'BalancedBatchSampler']
+__all__ = ['shard_indices', 'balanced_split', 'BalancedBatchSampler']
 
 # %% ../../nbs/66_train.sampling.ipynb
-def dist_info() -> tuple[int, int]:
-    "(rank, world_size) of this process; (0, 1) when torch.distributed is not initialised."
-    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-def is_main() -> bool:
-    "True on rank 0 (and in a single process)."
-    return dist_info()[0] == 0
-
-def barrier():
-    "Synchronise ranks; no-op in a single process."
-    if dist_info()[1] > 1: dist.barrier()
-
 def shard_indices(n: int, rank: int | None = None, world_size: int | None = None) -> list[int]:
     "Indices `rank, rank + world, ...` of `range(n)`: a split for evaluation with no padding and no duplicates."
     r, w = dist_info()
