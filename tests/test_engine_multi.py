@@ -130,3 +130,19 @@ def test_dmoe_energy_drives_conservative_forces(toy, tmp_path):
     rows = [yaml.safe_load(l) for l in (tmp_path / 'run' / 'evals.jsonl').read_text().splitlines()]
     assert rows[-1]['val_forces_mae'] < rows[0]['val_forces_mae'], [r['val_forces_mae'] for r in rows]
     assert 'val_energy_nll' in rows[-1]
+
+def test_eval_warns_about_elements_never_seen_in_training(toy, tmp_path):
+    "A model trained on H/C/O, evaluated on structures with N: eval names the element and the count."
+    cfg = {'data': {'dataset': str(toy), 'split': {'train': 32, 'val': 16}, 'batch_size': 8, 'linear_reference': ['energy']},
+           'model': {'backbone': 'schnet', 'backbone_cfg': TINY['schnet'], 'heads': {'energy': {'type': 'energy'}}},
+           'loss': [{'target': 'energy'}], 'train': {'max_steps': 2, 'progress': False, 'device': 'cpu'},
+           'run_dir': str(tmp_path / 'run')}
+    (tmp_path / 'c.yaml').write_text(yaml.safe_dump(cfg))
+    molkit('train', tmp_path / 'c.yaml')
+    mols = toy_molecules(6, seed=5)
+    for d in mols[:3]: d.z = torch.full_like(d.z, 7)
+    other = write_lmdb(mols, tmp_path / 'with_n', progress=False)
+    p = molkit('eval', tmp_path / 'run' / 'best.pt', other)
+    assert '3 structure(s)' in p.stderr and 'never seen in training (N)' in p.stderr, p.stderr[-500:]
+    p = molkit('eval', tmp_path / 'run' / 'best.pt', '--split', 'val')
+    assert 'never seen' not in p.stderr

@@ -10,10 +10,12 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from ..keys import EDGE_INDEX, SHIFTS, CELL, PBC
+
+N_Z = 119  # atomic numbers 0..118
 from ..data.neighbors import radius_graph, edge_vectors
 
 # %% auto 0
-__all__ = ['BACKBONES', 'STRAIN', 'batch_vector', 'num_graphs', 'BackboneConfig', 'Backbone', 'register_backbone',
+__all__ = ['N_Z', 'BACKBONES', 'STRAIN', 'batch_vector', 'num_graphs', 'BackboneConfig', 'Backbone', 'register_backbone',
            'load_backbones', 'build_backbone', 'Head', 'strained', 'Model']
 
 # %% ../../nbs/30_models.base.ipynb
@@ -139,6 +141,21 @@ class Model(nn.Module):
                  heads: dict[str, Head]):  # name -> head; names may not contain '.' ('dataset/target' is fine)
         super().__init__()
         self.backbone, self.heads = backbone, nn.ModuleDict(heads)
+        self.register_buffer('seen_elements', torch.zeros(N_Z, dtype=torch.bool))  # elements of the training data; none = unknown
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kw):
+        "Checkpoints written before `seen_elements` existed load with the elements unknown."
+        state_dict.setdefault(prefix + 'seen_elements', torch.zeros(N_Z, dtype=torch.bool))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kw)
+
+    def unseen_elements(self, data: Data | Batch) -> tuple[list[int], int]:  # (atomic numbers, structures holding any)
+        "Elements of `data` absent from the training data, and how many structures hold one (none if unknown)."
+        seen = self.seen_elements.to(data.z.device)
+        if not bool(seen.any()): return [], 0
+        bad = ~seen[data.z.clamp(0, N_Z - 1)]
+        if not bool(bad.any()): return [], 0
+        per_graph = torch.zeros(num_graphs(data), dtype=torch.long, device=bad.device).index_add_(0, batch_vector(data), bad.long())
+        return sorted(set(data.z[bad].tolist())), int((per_graph > 0).sum())
 
     def forward(self, data: Data | Batch,  # a structure or batch following `molkit.keys`
                 targets: Sequence[str] | None = None,  # names of the heads to evaluate; None = all

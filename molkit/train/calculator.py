@@ -16,7 +16,7 @@ from torch_geometric.data import Batch
 from ..keys import ENERGY, FORCES
 from ..data.atoms import atoms_to_data
 from ..models.heads import GradientForceHead
-from .inference import load_trained, point_predictions
+from .inference import load_trained, point_predictions, warn_unseen
 from .norms import TargetNorm
 
 # %% auto 0
@@ -105,6 +105,7 @@ class MolkitCalculator(Calculator):
         "Energy and forces of `atoms` (both, whatever `properties` asks for)."
         super().calculate(atoms, properties, system_changes)
         batch = atoms_graph(self.atoms, self.dtype).to(self.device)
+        if hasattr(self.model, 'unseen_elements'): warn_unseen(*self.model.unseen_elements(batch), 'this structure')
         energy, forces = predict_energy_forces(self.model, batch, self.norms, self.energy_key, self.forces_key)
         e = float(energy.reshape(-1)[0])
         self.results = {'energy': e, 'free_energy': e, 'forces': forces.detach().cpu().double().numpy()}

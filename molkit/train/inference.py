@@ -4,7 +4,7 @@
 
 # %% ../../nbs/67b_train.inference.ipynb 3
 from __future__ import annotations
-import math
+import math, warnings
 from pathlib import Path
 from typing import Sequence
 import torch
@@ -28,8 +28,8 @@ from .setup import ExperimentConfig, load_config
 
 # %% auto 0
 __all__ = ['levels_of', 'normalized_targets', 'denormalized', 'task_masks', 'point_predictions', 'distribution_labels',
-           'run_outputs', 'run_inference', 'evaluate_model', 'head_distribution', 'distribution_outputs',
-           'distribution_metrics', 'load_trained', 'task_labels', 'evaluate', 'predict']
+           'UnseenElementWarning', 'warn_unseen', 'run_outputs', 'run_inference', 'evaluate_model', 'head_distribution',
+           'distribution_outputs', 'distribution_metrics', 'load_trained', 'task_labels', 'evaluate', 'predict']
 
 # %% ../../nbs/67b_train.inference.ipynb
 class _Levels(dict):
@@ -94,14 +94,29 @@ def distribution_labels(train, model_cfg: ModelConfig, norms: dict[str, TargetNo
         out[n] = torch.cat(rows)
     return out
 
+class UnseenElementWarning(UserWarning):
+    "Structures hold elements the model never saw in training: its predictions there are extrapolation."
+
+def warn_unseen(elements: Sequence[int], n_structures: int, where: str = 'the data'):
+    "Warn (once per call) that `n_structures` structures hold `elements` absent from the training data."
+    if not elements: return
+    import ase.data
+    names = ', '.join(ase.data.chemical_symbols[z] for z in elements)
+    warnings.warn(UnseenElementWarning(f"{n_structures} structure(s) of {where} hold elements never seen in training ({names}); "
+                                       "their predictions are extrapolation, and those elements' reference energies are 0"), stacklevel=3)
+
 def run_outputs(model: nn.Module, ds, device: torch.device, batch_size: int = 64,
                 indices: Sequence[int] | None = None, progress: bool = False):
     "Yield `(batch, raw model outputs)` (normalised units; logits for distribution heads) over `ds`, in order."
     model.eval()
+    unseen, n_unseen = set(), 0
     for batch in tqdm(_loader(ds, indices, batch_size), disable=not progress, desc='inference', leave=False):
         batch = batch.to(device)
+        if hasattr(model, 'unseen_elements'):
+            els, n = model.unseen_elements(batch); unseen.update(els); n_unseen += n
         with torch.no_grad(): out = model(batch)
         yield batch, out
+    warn_unseen(sorted(unseen), n_unseen)
 
 def run_inference(model: nn.Module, ds, norms: dict[str, TargetNorm], device: torch.device,
                   batch_size: int = 64, indices: Sequence[int] | None = None, progress: bool = False):

@@ -30,7 +30,7 @@ from .schedules import LRSchedule
 from .schedules import build_optimizer
 from .data import Subset, TaskDataset, build_splits
 from .model import build_model
-from .norms import TargetNorm, fit_normalizers
+from .norms import TargetNorm, fit_normalizers, training_elements
 from .setup import ExperimentConfig, load_config
 
 # %% auto 0
@@ -71,6 +71,7 @@ class Run:
         labels = distribution_labels(splits['train'], cfg.model, self.norms, self.datasets, cfg.data.stats_samples, cfg.seed)
         self.model = build_model(cfg.model, labels).to(device)  # distribution heads: bins from the normalised labels
         self.levels = levels_of(self.model)
+        self.model.seen_elements[training_elements(splits['train'], cfg.data, cfg.seed)] = True  # eval warns on others
         self.ddp = self.model
         if self.world > 1:
             unused = set(cfg.model.heads) != set(cfg.targets)

@@ -18,7 +18,7 @@ from .data import DataConfig, DatasetSpec, TaskDataset, head_dataset
 from .model import ModelConfig, HeadSpec
 
 # %% auto 0
-__all__ = ['TargetNorm', 'fit_dataset_norms', 'fit_normalizers']
+__all__ = ['TargetNorm', 'fit_dataset_norms', 'fit_normalizers', 'training_elements']
 
 # %% ../../nbs/66d_train.norms.ipynb
 @dataclass
@@ -100,3 +100,8 @@ def fit_normalizers(train: Sequence[Data],  # the training split: one dataset, o
         heads = {n: s for n, s in model_cfg.heads.items() if head_dataset(n)[0] == mine}
         out.update(fit_dataset_norms(part, heads, spec, data_cfg, seed))
     return out
+
+def training_elements(train: Sequence[Data], data_cfg: DataConfig, seed: int = 0) -> list[int]:
+    "Atomic numbers in the training split(s), from the same seeded sample the normalisers are fitted on."
+    parts = train.parts if isinstance(train, TaskDataset) else [train]
+    return sorted({int(z) for part in parts for d in _sample(part, data_cfg.stats_samples, seed) for z in d[Z].unique()})
