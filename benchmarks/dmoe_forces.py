@@ -40,13 +40,13 @@ def _labelled(a):
 HEADS = {'scalar': ({'type': 'energy'}, 'l1'),
          'dmoe': ({'type': 'dist', 'bins': {'num_bins': 64}, 'head': {'hidden_dim': 64}}, 'dmoe')}
 
-def config(data: str, kind: str, seed: int, steps: int, run_dir: Path) -> dict:
+def config(data: str, kind: str, seed: int, steps: int, run_dir: Path, force_weight: float = 10.0) -> dict:
     head, fn = HEADS[kind]
     return {'data': {'dataset': data, 'split': {'train': 0.6, 'val': 0.2, 'test': 0.2}, 'batch_size': 16},
             'model': {'backbone': 'schnet', 'backbone_cfg': {'hidden_dim': 64, 'num_filters': 64, 'num_interactions': 3,
                                                              'num_gaussians': 32, 'cutoff': 5.0},
                       'heads': {'energy': head, 'forces': {'type': 'gradient_forces', 'energy': 'energy'}}},
-            'loss': [{'target': 'energy', 'fn': fn}, {'target': 'forces', 'fn': 'l2mae', 'weight': 10}],
+            'loss': [{'target': 'energy', 'fn': fn}, {'target': 'forces', 'fn': 'l2mae', 'weight': force_weight}],
             'optim': {'lr': 1e-3}, 'schedule': {'warmup_steps': 30}, 'ema': {'decay': 0.99},
             'train': {'max_steps': steps, 'eval_every': 0, 'checkpoint_every': 0, 'progress': False, 'device': 'cpu'},
             'seed': seed, 'run_dir': str(run_dir)}
@@ -55,6 +55,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--frames', type=int, default=600); ap.add_argument('--stride', type=int, default=10)
     ap.add_argument('--steps', type=int, default=600); ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    ap.add_argument('--force-weight', type=float, default=10.0, help='weight of the force loss (0: energy only)')
     ap.add_argument('--out', default='benchmarks/results/dmoe_forces.json')
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -66,7 +67,7 @@ def main():
     for seed in a.seeds:
         for kind in HEADS:
             t0 = time.time()
-            res = train(config(data, kind, seed, a.steps, tmp / f'{kind}_{seed}'))
+            res = train(config(data, kind, seed, a.steps, tmp / f'{kind}_{seed}', a.force_weight))
             m = evaluate(res.checkpoint, split='test', progress=False)
             rows.append({'kind': kind, 'seed': seed, 'energy_mae_meV': 1000 * m['energy_mae'],
                          'forces_mae_meV_A': 1000 * m['forces_mae'], 'time_s': time.time() - t0})
