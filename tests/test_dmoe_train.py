@@ -67,3 +67,15 @@ def test_per_term_gradient_norms_are_logged(tmp_path):
     assert sorted(logged) == [2, 4], [r['step'] for r in rows]
     for r in logged.values():
         assert r['gradnorm/U0/ce'] > 0 and r['gradnorm/U0/l1'] > 0 and r['gradnorm/U0'] > 0
+
+def test_control_and_mean_variance_heads_train(tmp_path):
+    "The readout control (plain regression through the distribution head's readout) and the Gaussian mean–variance head."
+    ctrl = train(_cfg(tmp_path / 'ctrl', {'type': 'readout_scalar', 'hidden_dim': 16}, {'fn': 'l1'}, steps=300))
+    assert ctrl.evals[-1]['val_U0_mae'] < 0.8 * ctrl.evals[0]['val_U0_mae']
+    mv = train(_cfg(tmp_path / 'mv', {'type': 'mean_var', 'hidden_dim': 16}, {'fn': 'gaussian_nll'}, steps=300))
+    assert mv.evals[-1]['val_U0_mae'] < 0.8 * mv.evals[0]['val_U0_mae']
+    assert mv.evals[-1]['val_U0_nll'] < mv.evals[0]['val_U0_nll']  # Gaussian NLL in target units, falls in training
+    p = predict(mv.checkpoint, split='val', progress=False)
+    assert p['U0'].shape == (50,)  # the mean, in eV
+    with pytest.raises(ValueError, match="'l1' does not suit head 'U0' of type 'mean_var'"):
+        train(_cfg(tmp_path / 'bad', {'type': 'mean_var'}, {'fn': 'l1'}, steps=2))

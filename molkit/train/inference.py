@@ -74,9 +74,9 @@ def _loader(ds, indices: Sequence[int] | None = None, batch_size: int = 64, num_
     return torch.utils.data.DataLoader(ds, collate_fn=Batch.from_data_list, num_workers=num_workers, **kw)
 
 def point_predictions(model: nn.Module, out: dict[str, Tensor]) -> dict[str, Tensor]:
-    "Normalised point predictions: a distribution head's logits decoded by its `.predict`, other outputs unchanged."
+    "Normalised point predictions: heads with a `.predict` (distribution, mean–variance) decode their output, others unchanged."
     heads = getattr(model, 'heads', {})
-    return {k: heads[k].predict(v) if k in heads and is_distribution_head(heads[k]) else v for k, v in out.items()}
+    return {k: heads[k].predict(v) if k in heads and callable(getattr(heads[k], 'predict', None)) else v for k, v in out.items()}
 
 def distribution_labels(train, model_cfg: ModelConfig, norms: dict[str, TargetNorm], datasets: Sequence[str] = (),
                         stats_samples: int | None = None,  # seeded sample of each training set; None = all
@@ -164,6 +164,11 @@ def evaluate_model(model: nn.Module, ds, norms: dict[str, TargetNorm], device: t
             acc.add_terms(regression_terms({k: pred[k]}, tgt, batch.batch if atom else None, batch.num_graphs if atom else None))
             if k in heads and is_distribution_head(heads[k]) and not atom:
                 nll = histogram_nll(*_histograms(heads[k], out[k], batch, norms[k], label)[:3])[0]
+                m = valid.get(k, torch.ones_like(nll, dtype=torch.bool))
+                acc.add(f'{k}_nll', nll[m].sum(), m.sum())
+            elif k in heads and callable(getattr(heads[k], 'nll', None)):  # mean–variance head, Gaussian NLL in target units
+                y = norms[k].normalize(batch[label].double().reshape(-1), batch, False)
+                nll = heads[k].nll(out[k], y).double() + math.log(norms[k].std)
                 m = valid.get(k, torch.ones_like(nll, dtype=torch.bool))
                 acc.add(f'{k}_nll', nll[m].sum(), m.sum())
         _oc_threshold_terms(acc, pred, batch, valid, free_atoms_only)

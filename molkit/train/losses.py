@@ -16,10 +16,11 @@ from ..keys import FIELDS, FIXED
 from ..targets.binning import TargetConfig
 from ..targets.losses import LossConfig
 from ..targets.dmoe import HistogramHead
+from ..targets.baselines import gaussian_nll as _gaussian_nll
 
 # %% auto 0
-__all__ = ['LossFn', 'LOSS_FNS', 'REDUCTIONS', 'SOFT_LOSSES', 'l1', 'mse', 'l2mae', 'register_loss', 'is_atom_level', 'LossSpec',
-           'is_distribution_head', 'global_mean', 'total_loss', 'term_names']
+__all__ = ['LossFn', 'LOSS_FNS', 'REDUCTIONS', 'SOFT_LOSSES', 'l1', 'mse', 'l2mae', 'gaussian_nll', 'register_loss',
+           'is_atom_level', 'LossSpec', 'is_distribution_head', 'global_mean', 'total_loss', 'term_names']
 
 # %% ../../nbs/63_train.losses.ipynb
 LossFn = Callable[[Tensor, Tensor, Batch], Tensor]  # (pred, target, batch) -> item errors [n_items]
@@ -40,7 +41,11 @@ def l2mae(pred: Tensor, target: Tensor, batch: Batch) -> Tensor:  # [n_items]
     "Euclidean norm of each item's error vector (‖F̂_a − F_a‖₂ for forces)."
     return torch.linalg.vector_norm(_diff(pred, target), dim=-1)
 
-LOSS_FNS: dict[str, LossFn] = {'l1': l1, 'mae': l1, 'mse': mse, 'l2mae': l2mae, 'l2norm': l2mae}
+def gaussian_nll(pred: Tensor, target: Tensor, batch: Batch) -> Tensor:  # [n_items] nats
+    "Gaussian NLL of a mean–variance head's (μ, log σ²) [n, 2] (`molkit.targets.baselines.MeanVarianceHead`)."
+    return _gaussian_nll(pred, target)
+
+LOSS_FNS: dict[str, LossFn] = {'l1': l1, 'mae': l1, 'mse': mse, 'l2mae': l2mae, 'l2norm': l2mae, 'gaussian_nll': gaussian_nll}
 
 def register_loss(name: str, fn: LossFn) -> LossFn:
     "Add `fn(pred, target, batch) -> item errors` to `LOSS_FNS` under `name`."

@@ -14,6 +14,7 @@ from ..models.heads import HEADS
 from ..targets.binning import BinsConfig, TargetConfig
 from ..targets.dmoe import DistHeadConfig, HistogramHead, build_dist_head
 from .config import ConfigError, from_dict
+import molkit.targets.baselines  # registers the 'readout_scalar' and 'mean_var' heads
 
 # %% auto 0
 __all__ = ['HEAD_SPECS', 'HeadSpec', 'KwargsSpec', 'DistSpec', 'head_types', 'head_spec', 'make_head_spec', 'ModelConfig',

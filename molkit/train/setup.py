@@ -15,7 +15,7 @@ from .amp import PrecisionConfig
 from .schedules import OptimConfig, ScheduleCfg
 
 # %% auto 0
-__all__ = ['EMAConfig', 'TrainConfig', 'ExperimentConfig', 'check_experiment', 'load_config']
+__all__ = ['HEAD_LOSSES', 'EMAConfig', 'TrainConfig', 'ExperimentConfig', 'check_experiment', 'load_config']
 
 # %% ../../nbs/67a_train.setup.ipynb
 @dataclass
@@ -74,6 +74,8 @@ class ExperimentConfig:
         "Dataset names; one dataset is 'default'."
         return [s.name for s in self.data.specs()]
 
+HEAD_LOSSES: dict[str, set[str]] = {'dist': set(SOFT_LOSSES), 'mean_var': {'gaussian_nll'}}  # head types with their own losses
+
 def check_experiment(cfg: ExperimentConfig):
     "Cross-section checks: heads belong to datasets, losses name heads and suit their kind."
     heads, names = cfg.model.heads, [s.name for s in cfg.data.specs()]
@@ -86,10 +88,11 @@ def check_experiment(cfg: ExperimentConfig):
     for i, s in enumerate(cfg.loss):
         key = s.pred or s.target
         if key not in heads: raise ConfigError(f"loss.{i}.target: {key!r} is not a head; heads: {sorted(heads)}")
-        dist = heads[key].type == 'dist'
-        if dist != (s.fn in SOFT_LOSSES):
-            want = sorted(SOFT_LOSSES) if dist else 'a regression loss (l1, mse, l2mae, ...)'
-            raise ConfigError(f"loss.{i}.fn: {s.fn!r} does not suit head {key!r} of type {heads[key].type!r}; use {want}")
+        want = HEAD_LOSSES.get(heads[key].type)
+        special = {f for fs in HEAD_LOSSES.values() for f in fs}
+        if (want is not None and s.fn not in want) or (want is None and s.fn in special):
+            use = sorted(want) if want is not None else 'a regression loss (l1, mse, l2mae, ...)'
+            raise ConfigError(f"loss.{i}.fn: {s.fn!r} does not suit head {key!r} of type {heads[key].type!r}; use {use}")
 
 # %% ../../nbs/67a_train.setup.ipynb
 def load_config(cfg: ExperimentConfig | dict | str | Path,  # config object, plain dict or YAML path
