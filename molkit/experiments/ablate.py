@@ -20,13 +20,32 @@ from ..train.data import build_splits
 from ..train.setup import ExperimentConfig, load_config
 
 # %% auto 0
-__all__ = ['AblationConfig', 'cells', 'cell_config', 'cell_metrics', 'run_cell', 'summarize', 'markdown_table', 'write_csv',
-           'load_ablation', 'ablate']
+__all__ = ['HalvingConfig', 'AblationConfig', 'cells', 'cell_config', 'cell_metrics', 'run_cell', 'summarize', 'markdown_table',
+           'write_csv', 'load_ablation', 'ablate', 'halving']
 
 # %% ../../nbs/80_experiments.ablate.ipynb
 @dataclass
+class HalvingConfig:
+    "Successive halving over the cells (Jamieson & Talwalkar 2016, arXiv 1502.07943), ranked on a validation metric."
+    metric: str = ''  # validation metric to rank by, lower is better, e.g. 'U0_mae'; '' = MAE of the first loss target
+    min_steps: int = 100  # budget of the first rung
+    eta: int = 3  # each rung keeps the best ceil(n / eta) cells and multiplies the budget by eta
+    max_steps: int | None = None  # final budget (every run's LR schedule spans it); None = the base train.max_steps
+    keep: int = 1  # cells that reach the final budget (and are then run with every seed)
+
+    def __post_init__(self):
+        if self.eta < 2: raise ValueError(f"eta must be >= 2, got {self.eta}")
+        if self.min_steps < 1 or self.keep < 1: raise ValueError("min_steps and keep must be >= 1")
+
+    def rungs(self, max_steps: int) -> list[int]:
+        "Step budgets of the rungs: min_steps, × eta, ..., ending at max_steps."
+        out = [min(self.min_steps, max_steps)]
+        while out[-1] < max_steps: out.append(min(out[-1] * self.eta, max_steps))
+        return out
+
+@dataclass
 class AblationConfig:
-    "A base experiment, a grid of dotted overrides, named variants, and seeds."
+    "A base experiment, a grid of dotted overrides, named variants, seeds, and optionally successive halving."
     base: dict = field(default_factory=dict)  # an `ExperimentConfig` as a dict
     grid: dict[str, list] = field(default_factory=dict)  # dotted key -> values; cells = cross product
     variants: dict[str, dict] = field(default_factory=dict)  # name -> {dotted key: value}, extra cells (e.g. a baseline)
@@ -34,6 +53,7 @@ class AblationConfig:
     out_dir: str = 'runs/ablation'
     split: str = 'test'  # split on which the metrics are measured
     device: str | None = None  # None: cuda if available, else cpu
+    search: HalvingConfig | None = None  # prune cells early on validation (rungs use the first seed); None: the full grid
 
 # %% ../../nbs/80_experiments.ablate.ipynb
 def _short(keys: Sequence[str]) -> dict[str, str]:
@@ -152,9 +172,14 @@ def ablate(config: AblationConfig | Mapping | str | Path,  # ablation YAML path,
     "Run every cell × seed of an ablation (skipping finished runs); write results.csv, summary.csv and summary.md."
     cfg = load_ablation(config)
     out = Path(cfg.out_dir); out.mkdir(parents=True, exist_ok=True)
+    names = cells(cfg)
     todo = [(name, seed, cell_config(cfg, ov, seed, out / 'runs' / _dirname(name) / f'seed{seed}'))
-            for name, ov in cells(cfg).items() for seed in cfg.seeds]  # every config checked before any run
+            for name, ov in names.items() for seed in cfg.seeds]  # every config checked before any run
     (out / 'ablation.yaml').write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    if cfg.search is not None:  # prune first; the survivors run with every seed at the full budget
+        best = halving(cfg, names, out, progress)
+        ms = cfg.search.max_steps or todo[0][2].train.max_steps
+        todo = [(n, s, _rung_config(e, ms, ms)) for n, s, e in todo if n in best]
     rows = []
     for name, seed, exp in tqdm(todo, desc='ablation', unit='run', disable=not progress):
         f = Path(exp.run_dir) / 'result.json'
@@ -167,3 +192,34 @@ def ablate(config: AblationConfig | Mapping | str | Path,  # ablation YAML path,
     write_csv(rows, out / 'results.csv'); write_csv(summary, out / 'summary.csv')
     (out / 'summary.md').write_text(markdown_table(summary, metrics))
     return summary
+
+# %% ../../nbs/80_experiments.ablate.ipynb
+def _val_metric(run_dir: Path, metric: str) -> float:
+    "The last validation value of `metric` in a run's evals.jsonl (inf if missing or not finite)."
+    rows = [json.loads(l) for l in (Path(run_dir) / 'evals.jsonl').read_text().splitlines() if l.strip()]
+    v = rows[-1].get(f'val_{metric}', math.inf) if rows else math.inf
+    return v if isinstance(v, (int, float)) and math.isfinite(v) else math.inf
+
+def _rung_config(exp: ExperimentConfig, steps: int, max_steps: int) -> ExperimentConfig:
+    "`exp` trained to `steps` of a schedule spanning `max_steps`, validated at its end."
+    exp.train.max_steps, exp.schedule.total_steps, exp.train.eval_every, exp.train.progress = steps, max_steps, 0, False
+    return exp
+
+def halving(cfg: AblationConfig, names: dict[str, dict], out: Path, progress: bool = True) -> list[str]:
+    "Run the rungs of successive halving over `names` (cell -> overrides); returns the surviving cells, best first."
+    h, seed = cfg.search, cfg.seeds[0]
+    max_steps = h.max_steps or load_config(cfg.base).train.max_steps
+    metric = h.metric or f'{load_config(cfg.base).loss[0].target}_mae'
+    alive, log = list(names), []
+    for i, steps in enumerate(h.rungs(max_steps)):
+        scores = {}
+        for name in tqdm(alive, desc=f'rung {i} ({steps} steps)', unit='run', disable=not progress):
+            exp = _rung_config(cell_config(cfg, names[name], seed, out / 'runs' / _dirname(name) / f'seed{seed}'), steps, max_steps)
+            train(exp, resume=True)
+            scores[name] = _val_metric(Path(exp.run_dir), metric)
+            log.append({'cell': name, 'rung': i, 'steps': steps, metric: scores[name]})
+        n = h.keep if steps >= max_steps else max(h.keep, math.ceil(len(alive) / h.eta))
+        alive = sorted(alive, key=lambda k: scores[k])[:n]
+        if steps >= max_steps: break
+    write_csv(log, out / 'search.csv')
+    return alive
