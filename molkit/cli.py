@@ -210,6 +210,19 @@ def _train(a: argparse.Namespace) -> int:
               f'{res.skipped_steps} skipped steps; checkpoint {res.checkpoint}')
     return 0
 
+@command('finetune', "fine-tune a trained checkpoint's backbone with the heads of a config (JMP-style; = train with init.checkpoint)",
+         arg('checkpoint', help='molkit checkpoint whose backbone (EMA weights) starts the run'),
+         arg('config', help='YAML experiment config: data, new heads, losses, optimiser (optim.layer_lr), schedule'),
+         arg('--resume', action='store_true', help='continue from the latest checkpoint of the run directory'),
+         arg('--load-heads', action='store_true', help='also load heads whose names and shapes match'),
+         arg('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE', help='dotted override (repeatable)'))
+def _finetune(a: argparse.Namespace) -> int:
+    "Run `molkit finetune`."
+    import json
+    init = json.dumps({'checkpoint': str(a.checkpoint), 'load_heads': a.load_heads})
+    a.overrides = [f'init={init}', *a.overrides]
+    return _train(a)
+
 # %% ../nbs/90_cli.ipynb
 def _write_table(metrics: dict, out: str | None) -> None:
     "Print `metrics` as a two-column table and write it as JSON (and CSV next to it) when `out` is given."

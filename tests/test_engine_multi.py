@@ -146,3 +146,24 @@ def test_eval_warns_about_elements_never_seen_in_training(toy, tmp_path):
     assert '3 structure(s)' in p.stderr and 'never seen in training (N)' in p.stderr, p.stderr[-500:]
     p = molkit('eval', tmp_path / 'run' / 'best.pt', '--split', 'val')
     assert 'never seen' not in p.stderr
+
+def test_finetune_from_the_cli(toy, tmp_path):
+    "Pre-train energy + forces, fine-tune the backbone with a new head and layer-wise LRs; a mismatched backbone fails."
+    pre = {'data': {'dataset': str(toy), 'split': {'train': 32, 'val': 16}, 'batch_size': 8, 'linear_reference': ['energy']},
+           'model': {'backbone': 'schnet', 'backbone_cfg': TINY['schnet'], 'heads': {'energy': {'type': 'energy'}}},
+           'loss': [{'target': 'energy'}], 'ema': {'decay': 0.9},
+           'train': {'max_steps': 5, 'progress': False, 'device': 'cpu'}, 'run_dir': str(tmp_path / 'pre')}
+    (tmp_path / 'pre.yaml').write_text(yaml.safe_dump(pre))
+    molkit('train', tmp_path / 'pre.yaml')
+    ft = {**pre, 'model': {**pre['model'], 'heads': {'forces': {'type': 'direct_forces'}}},
+          'loss': [{'target': 'forces', 'fn': 'l2mae'}], 'optim': {'layer_lr': [0.3, 0.6]}, 'run_dir': str(tmp_path / 'ft')}
+    (tmp_path / 'ft.yaml').write_text(yaml.safe_dump(ft))
+    molkit('finetune', tmp_path / 'pre' / 'best.pt', tmp_path / 'ft.yaml')
+    a, b = load_checkpoint(tmp_path / 'pre' / 'best.pt'), load_checkpoint(tmp_path / 'ft' / 'best.pt')
+    assert b['config']['init']['checkpoint'].endswith('best.pt') and 'heads.forces.mlp.0.weight' in b['model']
+    p = molkit('finetune', tmp_path / 'pre' / 'best.pt', tmp_path / 'ft.yaml', '--set', 'optim.layer_lr=[1.0]',
+               '--set', f"run_dir={tmp_path / 'ft2'}", check=False)
+    assert p.returncode != 0 and 'optim.layer_lr: 1 multipliers for the 2 blocks' in p.stderr and 'Traceback' not in p.stderr
+    p = molkit('finetune', tmp_path / 'pre' / 'best.pt', tmp_path / 'ft.yaml', '--set', 'model.backbone_cfg.hidden_dim=16',
+               '--set', f"run_dir={tmp_path / 'ft3'}", check=False)
+    assert p.returncode != 0 and 'its model.backbone_cfg is' in p.stderr

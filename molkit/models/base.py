@@ -58,6 +58,10 @@ class Backbone(nn.Module):
         edge_vec, edge_len = edge_vectors(data.pos, cell, edge_index, shifts, batch=batch)
         return {EDGE_INDEX: edge_index, SHIFTS: shifts, 'edge_vec': edge_vec, 'edge_len': edge_len}
 
+    def lr_blocks(self) -> list[tuple[str, nn.Module | list[nn.Module]]]:
+        "Named blocks from input to output for layer-wise learning-rate decay (`optim.layer_lr`); backbones override it."
+        raise NotImplementedError(f"backbone {type(self).__name__} does not define lr_blocks(), so optim.layer_lr cannot be used with it")
+
 # %% ../../nbs/30_models.base.ipynb
 BACKBONES: dict[str, type[Backbone]] = {}
 

@@ -95,3 +95,7 @@ class PaiNN(Backbone):
             ds, dv = message(s, v, rbf, env, unit, g[EDGE_INDEX]); s, v = s + ds, v + dv
             ds, dv = update(s, v); s, v = s + ds, v + dv
         return {'node': s, 'vector': v, **g}
+
+    def lr_blocks(self) -> list[tuple[str, list[nn.Module]]]:
+        "Blocks from input to output, for layer-wise learning-rate decay: the embedding, then message + update of each layer."
+        return [('embedding', [self.embedding])] + [(f'layers.{i}', [m, u]) for i, (m, u) in enumerate(zip(self.messages, self.updates))]

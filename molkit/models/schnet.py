@@ -95,6 +95,10 @@ class SchNet(Backbone):
         for block in self.interactions: h = h + block(h, rbf, env, g[EDGE_INDEX], pair)
         return {'node': h, **g}
 
+    def lr_blocks(self) -> list[tuple[str, nn.Module]]:
+        "Blocks from input to output, for layer-wise learning-rate decay: the embedding, then each interaction."
+        return [('embedding', self.embedding)] + [(f'interactions.{i}', b) for i, b in enumerate(self.interactions)]
+
 # %% ../../nbs/33_models.schnet.ipynb
 def schnet_from_pyg(pyg: nn.Module,  # a `torch_geometric.nn.models.SchNet` with readout 'add', no dipole/atomref/scaling
                     ) -> Model:  # {'energy': [n_graphs] eV, 'forces': [n_atoms, 3] eV/Å}

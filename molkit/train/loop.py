@@ -4,7 +4,7 @@
 
 # %% ../../nbs/67c_train.loop.ipynb 3
 from __future__ import annotations
-import csv, json, math, os, random, time
+import csv, json, math, os, random, sys, time
 import numpy as np
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -29,7 +29,7 @@ from ..distributed import barrier, dist_info, setup_distributed
 from .schedules import LRSchedule
 from .schedules import build_optimizer
 from .data import Subset, TaskDataset, build_splits
-from .model import build_model
+from .model import build_model, init_from_checkpoint, param_blocks
 from .norms import TargetNorm, fit_normalizers, training_elements
 from .setup import ExperimentConfig, load_config
 
@@ -71,13 +71,14 @@ class Run:
         labels = distribution_labels(splits['train'], cfg.model, self.norms, self.datasets, cfg.data.stats_samples, cfg.seed)
         self.model = build_model(cfg.model, labels).to(device)  # distribution heads: bins from the normalised labels
         self.levels = levels_of(self.model)
+        if cfg.init is not None: init_from_checkpoint(self.model, cfg.model, cfg.init)  # fine-tuning: a trained backbone
         self.model.seen_elements[training_elements(splits['train'], cfg.data, cfg.seed)] = True  # eval warns on others
         self.ddp = self.model
         if self.world > 1:
             unused = set(cfg.model.heads) != set(cfg.targets)
             self.ddp = nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=unused,
                                                            device_ids=[device.index] if device.type == 'cuda' else None)
-        self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.optimizer = build_optimizer(self.model, cfg.optim, param_blocks(self.model, cfg.optim.layer_lr) or None)
         self.ema = EMA(self.model, cfg.ema.decay, cfg.ema.warmup) if cfg.ema.decay > 0 else None
         self.prec = Precision(cfg.precision.mode, device, cfg.precision.max_consecutive_skips)
         d = cfg.data
@@ -86,6 +87,8 @@ class Run:
         self.schedule = LRSchedule(cfg.schedule)
         self.step = self.epoch = self.batch_in_epoch = 0
         self.best: float | None = None  # best validation MAE of the first loss target
+        self.bad_evals = 0  # validations since the last new best (early stopping)
+        self.stopped: str | None = None  # why training stopped before its budget, if it did
         self.last_checkpoint: Path | None = None  # last periodic checkpoint written by this process
         self.schedule.apply(self.optimizer, 0)
 
@@ -99,7 +102,7 @@ class Run:
                 'schedule': self.schedule.state_dict(), 'ema': self.ema.state_dict() if self.ema else None,
                 'precision': self.prec.state_dict(), 'normalizers': {k: v.state_dict() for k, v in self.norms.items()},
                 'config': to_dict(self.cfg), 'rng': rng_state(), 'step': self.step, 'epoch': self.epoch,
-                'batch_in_epoch': self.batch_in_epoch, 'best': self.best}
+                'batch_in_epoch': self.batch_in_epoch, 'best': self.best, 'bad_evals': self.bad_evals, 'stopped': self.stopped}
 
     def load_state_dict(self, sd: dict):
         "Restore a checkpoint written by `state_dict` (normalisers come from the checkpoint, not a refit)."
@@ -109,6 +112,7 @@ class Run:
         self.prec.load_state_dict(sd['precision'])
         self.norms = {k: TargetNorm.from_state(v) for k, v in sd['normalizers'].items()}
         self.step, self.epoch, self.batch_in_epoch, self.best = sd['step'], sd['epoch'], sd['batch_in_epoch'], sd['best']
+        self.bad_evals, self.stopped = sd.get('bad_evals', 0), sd.get('stopped')
         set_rng_state(sd['rng'])
         if self.rank > 0: torch.manual_seed(self.cfg.seed + 1000 * self.rank + self.step)  # rank 0's state was saved
 
@@ -196,7 +200,17 @@ class Run:
         if (t.eval_every and self.step % t.eval_every == 0) or last:
             evals.append(self.validate())
             if evals[-1]['improved']: self.save(best=True)
-        if (t.checkpoint_every and self.step % t.checkpoint_every == 0) or last: self.last_checkpoint = self.save()
+            self.bad_evals = 0 if evals[-1]['improved'] else self.bad_evals + 1
+        self.stopped = self.stop_reason(out['lr'])
+        if (t.checkpoint_every and self.step % t.checkpoint_every == 0) or last or self.stopped: self.last_checkpoint = self.save()
+
+    def stop_reason(self, lr: float) -> str | None:
+        "Why to stop before the budget: early stopping on validation, or the LR below `train.min_lr`; None to go on."
+        t = self.cfg.train
+        if t.early_stopping_patience and self.bad_evals >= t.early_stopping_patience:
+            return f"no new best validation in {self.bad_evals} validations (train.early_stopping_patience)"
+        if t.min_lr and lr < t.min_lr: return f"learning rate {lr:.3g} < train.min_lr {t.min_lr:g}"
+        return None
 
     def end_epoch(self, losses: list[float]):
         "Epoch log; advance the data position to the next epoch."
@@ -210,14 +224,14 @@ class Run:
         t, total, evals = self.cfg.train, self.total_steps(), []
         bar = tqdm(total=total, initial=self.step, disable=not (t.progress and self.rank == 0), desc='train', unit='step')
         if t.eval_at_start and self.step == 0: evals.append(self.validate())
-        while self.step < total:
+        while self.step < total and not self.stopped:
             losses = []
             for group in self.step_groups():
                 out = self.train_step(group)
                 self.batch_in_epoch += len(group); losses.append(out['loss'])
                 bar.update(1); bar.set_postfix(loss=f"{out['loss']:.4g}", lr=f"{out['lr']:.2e}")
                 self.after_step(out, total, evals)
-                if self.step >= total: break
+                if self.step >= total or self.stopped: break
             else:
                 if not losses: raise RuntimeError(f"epoch {self.epoch} yielded no batch ({len(self.splits['train'])} training "
                                                   f"structures, data.batch_size {self.cfg.data.batch_size}); check the split")
@@ -236,6 +250,7 @@ class TrainResult:
     evals: list[dict] = field(default_factory=list)  # validation rows of this call (step, epoch, val_* metrics)
     checkpoint: str | None = None  # last periodic checkpoint written
     skipped_steps: int = 0  # non-finite steps skipped
+    stopped: str | None = None  # why training stopped before max_steps (early stopping, min_lr), if it did
 
 def _restore(run: Run, resume: bool) -> bool:
     "Load the latest checkpoint of the run directory if resuming; refuse to overwrite one otherwise."
@@ -272,4 +287,5 @@ def train(config: ExperimentConfig | dict | str | Path,  # config object, plain 
     finally:
         if owns_pg: dist.destroy_process_group()
     ck = run.last_checkpoint
-    return TrainResult(str(cfg.run_dir), run.step, run.epoch, run.best, evals, str(ck) if ck else None, run.prec.skipped)
+    if run.stopped and run.rank == 0: print(f"molkit: stopped at step {run.step}: {run.stopped}", file=sys.stderr)
+    return TrainResult(str(cfg.run_dir), run.step, run.epoch, run.best, evals, str(ck) if ck else None, run.prec.skipped, run.stopped)

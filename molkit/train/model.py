@@ -6,6 +6,7 @@
 from __future__ import annotations
 import dataclasses, difflib, inspect
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, get_type_hints
 import torch
 from torch import Tensor, nn
@@ -14,11 +15,10 @@ from ..models.heads import HEADS
 from ..targets.binning import BinsConfig, TargetConfig
 from ..targets.dmoe import DistHeadConfig, HistogramHead, build_dist_head
 from .config import ConfigError, from_dict
-import molkit.targets.baselines  # registers the 'readout_scalar' and 'mean_var' heads
 
 # %% auto 0
 __all__ = ['HEAD_SPECS', 'HeadSpec', 'KwargsSpec', 'DistSpec', 'head_types', 'head_spec', 'make_head_spec', 'ModelConfig',
-           'build_model']
+           'build_model', 'InitConfig', 'init_from_checkpoint', 'param_blocks']
 
 # %% ../../nbs/66c_train.model.ipynb
 @dataclass
@@ -161,3 +161,48 @@ def build_model(cfg: ModelConfig,
     heads: dict[str, Head] = {}
     for name in cfg.build_order(): heads[name] = cfg.heads[name].build(backbone, heads, (labels or {}).get(name))
     return Model(backbone, {k: heads[k] for k in cfg.heads})
+
+# %% ../../nbs/66c_train.model.ipynb
+@dataclass
+class InitConfig:
+    "Start from a trained checkpoint's backbone (and optionally matching heads)."
+    checkpoint: str  # a molkit checkpoint file (`best.pt`, `checkpoints/step_*.pt`)
+    use_ema: bool = True  # the checkpoint's EMA weights where it has them
+    load_heads: bool = False  # also load heads whose name and shapes match (default: all heads new)
+
+def _checkpoint_weights(sd: dict, use_ema: bool) -> dict[str, Tensor]:
+    "The checkpoint's model state, with the EMA shadow weights and buffers in place of the live ones if asked."
+    w = dict(sd['model'])
+    if use_ema and sd.get('ema'):
+        w.update(sd['ema']['shadow']); w.update(sd['ema'].get('buffers', {}))
+    return w
+
+def init_from_checkpoint(model: Model, cfg: ModelConfig, init: InitConfig) -> list[str]:  # names of the heads loaded
+    "Load a checkpoint's backbone (and matching heads) into `model`; the backbones must be configured alike."
+    from molkit.train.checkpoint import load_checkpoint
+    sd = load_checkpoint(init.checkpoint)
+    if not isinstance(sd, dict) or 'model' not in sd or 'config' not in sd:
+        raise ConfigError(f"init.checkpoint: {init.checkpoint} is not a molkit checkpoint (no 'model' and 'config' entries)")
+    theirs = from_dict(ModelConfig, sd['config']['model'], 'checkpoint model')
+    for k in ('backbone', 'preset', 'backbone_cfg'):
+        if getattr(theirs, k) != getattr(cfg, k):
+            raise ConfigError(f"init.checkpoint: its model.{k} is {getattr(theirs, k)!r}, this config's is {getattr(cfg, k)!r}; they must match")
+    w = _checkpoint_weights(sd, init.use_ema)
+    model.backbone.load_state_dict({k[len('backbone.'):]: v for k, v in w.items() if k.startswith('backbone.')})
+    loaded = []
+    for name, head in model.heads.items() if init.load_heads else []:
+        hw = {k[len(f'heads.{name}.'):]: v for k, v in w.items() if k.startswith(f'heads.{name}.')}
+        mine = head.state_dict()
+        if hw and set(hw) == set(mine) and all(hw[k].shape == mine[k].shape for k in hw):
+            head.load_state_dict(hw); loaded.append(name)
+    return loaded
+
+def param_blocks(model: Model, layer_lr: list[float]) -> list:
+    "`LRBlock`s of layer-wise LR decay: one multiplier per backbone block (`Backbone.lr_blocks`), others at 1."
+    from molkit.train.schedules import layerwise_lr_scales
+    if not layer_lr: return []
+    blocks = model.backbone.lr_blocks()
+    if len(layer_lr) != len(blocks):
+        raise ConfigError(f"optim.layer_lr: {len(layer_lr)} multipliers for the {len(blocks)} blocks of {type(model.backbone).__name__} "
+                          f"({', '.join(n for n, _ in blocks)})")
+    return layerwise_lr_scales(blocks, layer_lr)

@@ -186,6 +186,7 @@ class OptimConfig:
     amsgrad: bool = False  # OC22 configs use AMSGrad
     exclude_no_decay: bool = True  # no weight decay on biases, norms, embeddings
     lr_scales: dict[str, float] = field(default_factory=dict)  # parameter-name prefix -> lr multiplier, e.g. {'backbone': 0.1}
+    layer_lr: list[float] = field(default_factory=list)  # layer-wise LR decay: one multiplier per backbone block, input first (JMP-L: 0.3, 0.55, 0.40, 0.30, 0.40, 0.55, 0.625)
     clip_grad_norm: float | None = 10.0  # max global gradient norm (None: off)
     clip_grad_value: float | None = None  # max absolute gradient (None: off)
     grad_accum: int = 1  # micro-batches per optimiser step

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 from .config import ConfigError, from_dict, load_yaml, override
 from .data import DataConfig, head_dataset
-from .model import ModelConfig
+from .model import InitConfig, ModelConfig
 from .losses import LossSpec, SOFT_LOSSES
 from .amp import PrecisionConfig
 from .schedules import OptimConfig, ScheduleCfg
@@ -38,6 +38,8 @@ class TrainConfig:
     eval_free_atoms_only: bool = True  # atom-level validation metrics over atoms not held fixed (OC convention)
     progress: bool = True  # tqdm bar on rank 0
     device: str | None = None  # None: cuda if available (LOCAL_RANK), else cpu
+    early_stopping_patience: int = 0  # stop after this many validations without a new best (0: off)
+    min_lr: float = 0.0  # stop once the learning rate falls below this (0: off)
 
     def __post_init__(self):
         if self.max_steps is None and self.max_epochs is None: raise ValueError("set max_steps or max_epochs")
@@ -47,6 +49,7 @@ class TrainConfig:
         for k in ('eval_every', 'log_every', 'checkpoint_every', 'keep_checkpoints', 'log_grad_norms_every'):
             if getattr(self, k) < 0: raise ValueError(f"{k} must be >= 0, got {getattr(self, k)}")
         if self.log_every == 0: raise ValueError("log_every must be >= 1")
+        if self.early_stopping_patience < 0 or self.min_lr < 0: raise ValueError("early_stopping_patience and min_lr must be >= 0")
 
 @dataclass
 class ExperimentConfig:
@@ -59,6 +62,7 @@ class ExperimentConfig:
     ema: EMAConfig = field(default_factory=EMAConfig)
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    init: InitConfig | None = None  # fine-tuning: start from a trained checkpoint's backbone (`molkit finetune`)
     seed: int = 0
     run_dir: str = 'runs/default'
 
