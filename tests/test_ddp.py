@@ -77,3 +77,22 @@ def test_torchrun_two_ranks(tmp_path):
     ck = load_checkpoint(latest_checkpoint(tmp_path / 'run' / 'checkpoints'))
     assert ck['step'] == 12 and (ck['epoch'], ck['batch_in_epoch']) == (1, 6)
     assert (tmp_path / 'run' / 'evals.jsonl').read_text().count('\n') == 2  # rank 0 logs only (steps 10 and 12)
+
+def test_two_nodes_with_c10d_rendezvous(tmp_path):
+    "Two torchrun 'nodes' (one process each, on loopback) meet through a c10d rendezvous and train one run, as on a cluster."
+    import socket, subprocess, sys, yaml
+    from molkit.data.lmdb import write_lmdb
+    from molkit.train.checkpoint import latest_checkpoint, load_checkpoint
+    from _train_helpers import toy_config
+    lmdb = str(write_lmdb(toy_molecules(64), tmp_path / 'toy', progress=False))
+    (tmp_path / 'cfg.yaml').write_text(yaml.safe_dump(toy_config(tmp_path / 'run', lmdb, max_steps=12)))
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    molkit = Path(sys.executable).parent / 'molkit'
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nnodes=2', '--nproc_per_node=1', '--rdzv_backend=c10d',
+           f'--rdzv_endpoint=127.0.0.1:{port}', '--rdzv_id=molkit-test', str(molkit), 'train', str(tmp_path / 'cfg.yaml')]
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MASTER_ADDR': '127.0.0.1'}
+    nodes = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [n.communicate(timeout=300) for n in nodes]
+    assert all(n.returncode == 0 for n in nodes), [o[1][-2000:] for o in outs]
+    ck = load_checkpoint(latest_checkpoint(tmp_path / 'run' / 'checkpoints'))
+    assert ck['step'] == 12 and (ck['epoch'], ck['batch_in_epoch']) == (1, 6)  # 2 ranks x 4 structures per step, as on one node
