@@ -164,7 +164,7 @@ def toy_result(n: int = 24, seed: int = 0, n_experts: int = 2) -> EvalResult:
     y = rng.normal(0, 0.5, n); s = np.exp(rng.uniform(np.log(0.02), np.log(0.2), n))
     mu = y + rng.normal(0, 1, n) * s
     ex, ee = _expert_hists(mu, s, np.linspace(-2, 2, 41), n_experts)
-    mix, grid = mixture_on_grid(torch.as_tensor(np.log(ex)), [Bins(torch.as_tensor(e)) for e in ee])
+    mix, grid = mixture_on_grid(torch.as_tensor(np.log(np.clip(ex, 1e-300, None))), [Bins(torch.as_tensor(e)) for e in ee])
     g = grid.edges.numpy()
     energy = TargetResult(y, expected_value(mix.double(), grid).numpy(), 'eV', mix.double().numpy(), g, ex, ee,
                           soft_targets(torch.as_tensor(y), grid, TargetConfig(), torch.float64)[0].numpy())
