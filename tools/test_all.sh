@@ -19,11 +19,12 @@ pip install -q -c constraints.txt torch==2.13.0
 pip install -q -c constraints.txt -e ".[dev]"
 echo "   installed in $((SECONDS - t0)) s: $(python -c 'import torch, torch_geometric as g; print("torch", torch.__version__, "pyg", g.__version__)')"
 
-# The browser test renders an HTML report in headless Chromium; on CI install it when missing (best effort:
-# without it that one test skips). Outside CI nothing is installed system-wide.
+# The browser tests (tests/test_browser*.py, tests/test_viz_browser.py) drive Debian's chromium with Playwright
+# (pip `playwright`, a dev requirement; it never downloads a browser here). On CI install chromium when missing;
+# on CI a missing browser FAILS those tests. Outside CI nothing is installed system-wide and they skip.
 if [ "${CI:-}" = "true" ] && [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ]; then
   (timeout 300 apt-get update -qq && timeout 300 apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
-    || echo "   chromium not installed; the browser test will skip"
+    || echo "   chromium could not be installed: the browser tests will fail"
 fi
 
 echo "== [2/4] nbdev_export and sync check"

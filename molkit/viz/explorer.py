@@ -68,8 +68,9 @@ class DistributionExplorer(FigureExplorer):
         for w in (self.target, self.dataset, self.split, self.order): w.observe(self._regroup, names='value')
         self.rank.observe(self._from_rank, names='value')
         self.structure.observe(self._from_structure, names='value')
-        rows = [widgets.HBox([self.target, self.dataset, self.split]), widgets.HBox([self.order, self.rank, self.structure]),
-                widgets.HBox([self.atom, self.component])]
+        full = lambda ws: widgets.HBox(ws, layout=widgets.Layout(width='100%'))
+        rows = [full([self.target, self.dataset, self.split]), full([self.order, self.rank, self.structure]),
+                full([self.atom, self.component])]
         super().__init__(rows, self._make, watch=[self.structure, self.atom, self.component])
 
     @property

@@ -29,7 +29,7 @@ class FigureExplorer(widgets.VBox):
         self.controls, self.make_figure, self.out = list(controls), make_figure, widgets.Output()
         self.figure: go.Figure | None = None
         self.all_figures: list[go.Figure] = []
-        super().__init__([widgets.HBox(self.controls), self.out])
+        super().__init__([widgets.HBox(self.controls, layout=widgets.Layout(flex_flow='row wrap')), self.out])
         for c in (self.controls if watch is None else watch): c.observe(self.redraw, names='value')
         self.redraw()
 
