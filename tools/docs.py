@@ -134,6 +134,9 @@ def build(out: Path, run: bool = True) -> dict:
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
     (out / 'plotly.min.js').write_text(get_plotlyjs(), encoding='utf-8')
+    if (ROOT / 'nbs/images').is_dir():  # images the index (README) links as nbs/images/...
+        import shutil
+        shutil.copytree(ROOT / 'nbs/images', out / 'nbs/images', dirs_exist_ok=True)
     api = sorted(p for p in (ROOT / 'nbs').glob('*.ipynb') if p.name != 'index.ipynb')
     tuts = sorted((ROOT / 'nbs' / 'tutorials').glob('*.ipynb'))
     nbs = {p: nbformat.read(p, 4) for p in [ROOT / 'nbs/index.ipynb', *api, *tuts]}
