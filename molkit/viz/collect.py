@@ -56,7 +56,7 @@ def _atoms_rows(batch) -> dict:
     n = torch.bincount(batch.batch.cpu(), minlength=batch.num_graphs)
     zs = torch.split(z, n.tolist())
     sid = batch[SID] if SID in batch else None
-    return {'numbers': z, 'pos': batch[POS].double().cpu(), 'n': n,
+    return {'numbers': z, 'pos': batch[POS].detach().double().cpu(), 'n': n,
             'cell': batch[CELL].double().cpu().reshape(-1, 3, 3) if CELL in batch else torch.zeros(batch.num_graphs, 3, 3),
             'tags': batch[TAGS].cpu() if TAGS in batch else torch.zeros_like(z),
             'sid': None if sid is None else [str(s) for s in (sid.tolist() if torch.is_tensor(sid) else sid)],
