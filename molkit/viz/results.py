@@ -148,8 +148,8 @@ def group_table(r: EvalResult, energy: str = 'energy', forces: str = 'forces') -
 # %% ../../nbs/72a_viz.results.ipynb
 def _expert_hists(mu: np.ndarray, s: np.ndarray, edges: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
     "Gaussian histograms [N, M, K] (joint, equal weights) on M offset copies of `edges` [M, K+1]."
-    w = np.diff(edges)
-    ee = np.stack([np.concatenate([edges[:1], edges[1:-1] + j / m * w[1:], edges[-1:]]) for j in range(m)])
+    from molkit.targets.dmoe import offset_bins
+    ee = np.stack([b.edges.numpy() for b in offset_bins(Bins(torch.as_tensor(edges, dtype=torch.float64)), m)])
     c = (ee[:, 1:] + ee[:, :-1]) / 2  # [M, K]
     lg = -(c[None] - mu[:, None, None]) ** 2 / (2 * s[:, None, None] ** 2) + np.log(np.diff(ee, axis=1))[None]
     h = np.exp(lg - lg.max(-1, keepdims=True)); h /= h.sum(-1, keepdims=True)
