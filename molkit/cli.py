@@ -4,13 +4,14 @@
 
 # %% ../nbs/90_cli.ipynb 3
 from __future__ import annotations
-import argparse, json, sys
+import argparse, json, os, sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 # %% auto 0
-__all__ = ['COMMANDS', 'Command', 'command', 'arg', 'build_parser', 'main', 'load_readers']
+__all__ = ['COMMANDS', 'Command', 'command', 'arg', 'build_parser', 'log_friendly_progress', 'main', 'load_readers',
+           'resolve_checkpoint']
 
 # %% ../nbs/90_cli.ipynb
 @dataclass
@@ -53,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     return root
 
 # %% ../nbs/90_cli.ipynb
+def log_friendly_progress(interval: float = 30.0,  # seconds between bar updates when stderr is not a terminal
+                          stream=None,  # the bars' stream (default: sys.stderr)
+                         ) -> bool:  # True when the bars were slowed down
+    "Slow every tqdm bar down to one update per `interval` s when its stream is not a terminal."
+    stream = sys.stderr if stream is None else stream
+    if getattr(stream, 'isatty', lambda: False)() or 'TQDM_MININTERVAL' in os.environ: return False
+    os.environ['TQDM_MININTERVAL'] = str(interval)
+    return True
+
+# %% ../nbs/90_cli.ipynb
 _USER_ERRORS = (ValueError, FileNotFoundError, KeyError, NotADirectoryError, FileExistsError, FloatingPointError)
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    log_friendly_progress()
     if not hasattr(args, '_run'):  # no command, or a group without its sub-command
         parser.print_help()
         return 0 if not argv else 2
@@ -134,13 +146,15 @@ def _parse_options(opts: list[str]) -> dict:
          arg('src', help='file or directory in the reader\'s layout'),
          arg('dst', help='output molkit LMDB directory (must not exist)'),
          arg('-o', '--option', action='append', default=[], metavar='KEY=VALUE', help='reader option, repeatable'),
+         arg('--overwrite', action='store_true', help='replace DST if it exists (only once the new dataset is complete)'),
          arg('--quiet', action='store_true', help='no progress bar'))
 def _data_convert(a: argparse.Namespace) -> int:
     "Run `molkit data convert`."
     from molkit.data.readers.base import read_structures
     from molkit.data.lmdb import write_lmdb
     load_readers()
-    out = write_lmdb(read_structures(a.reader, a.src, **_parse_options(a.option)), a.dst, progress=not a.quiet)
+    out = write_lmdb(read_structures(a.reader, a.src, **_parse_options(a.option)), a.dst, progress=not a.quiet,
+                     overwrite=a.overwrite)
     print(f'wrote {out}')
     return 0
 
@@ -235,8 +249,21 @@ def _write_table(metrics: dict, out: str | None) -> None:
         print(f'wrote {p} and {p.with_suffix(".csv")}')
 
 # %% ../nbs/90_cli.ipynb
+def resolve_checkpoint(path: str | Path) -> Path:
+    "A checkpoint file from itself or a run directory (best.pt, else the latest step), announced on stderr."
+    p = Path(path)
+    if p.is_file(): return p
+    if not p.is_dir(): raise FileNotFoundError(f"{p}: no such checkpoint file or run directory")
+    from molkit.train.checkpoint import latest_checkpoint
+    best, latest = p / 'best.pt', latest_checkpoint(p / 'checkpoints') or latest_checkpoint(p)
+    found = (best, 'best') if best.is_file() else (latest, 'latest')
+    if found[0] is None: raise FileNotFoundError(f"{p}: no best.pt and no checkpoints/step_*.pt in this run directory")
+    print(f'molkit: using the {found[1]} checkpoint {found[0]}', file=sys.stderr)
+    return found[0]
+
+# %% ../nbs/90_cli.ipynb
 @command('eval', 'evaluate a checkpoint on a dataset (or a split of its own data) and print the metric table',
-         arg('checkpoint', help='checkpoint file (runs/NAME/checkpoints/best.pt or step_*.pt)'),
+         arg('checkpoint', help='checkpoint file, or a run directory (its best.pt, else its latest checkpoint)'),
          arg('dataset', nargs='?', default=None, help='molkit LMDB directory or a dataset name (e.g. qm9_subset)'),
          arg('--split', default=None, help="instead of DATASET: this split of the checkpoint's data (val, test)"),
          arg('--task', default=None, help="multi-dataset models: which of their datasets DATASET is"),
@@ -249,6 +276,7 @@ def _write_table(metrics: dict, out: str | None) -> None:
          arg('--out', default=None, help='write the metrics as JSON (and CSV beside it)'))
 def _eval(a: argparse.Namespace) -> int:
     "Run `molkit eval`."
+    a.checkpoint = resolve_checkpoint(a.checkpoint)
     if a.is2re:
         from molkit.data.lmdb import LMDBDataset
         from molkit.train.relax import is2re_by_relaxation
@@ -265,7 +293,7 @@ def _eval(a: argparse.Namespace) -> int:
 
 # %% ../nbs/90_cli.ipynb
 @command('predict', 'write predictions of a checkpoint (target units) for every structure of a dataset',
-         arg('checkpoint', help='checkpoint file'),
+         arg('checkpoint', help='checkpoint file, or a run directory (its best.pt, else its latest checkpoint)'),
          arg('dataset', nargs='?', default=None, help='molkit LMDB directory or a dataset name'),
          arg('--split', default=None, help="instead of DATASET: this split of the checkpoint's data"),
          arg('--task', default=None, help="multi-dataset models: which of their datasets DATASET is"),
@@ -274,6 +302,7 @@ def _eval(a: argparse.Namespace) -> int:
          arg('--device', default=None))
 def _predict(a: argparse.Namespace) -> int:
     "Run `molkit predict`."
+    a.checkpoint = resolve_checkpoint(a.checkpoint)
     import numpy as np
     from molkit.train.loop import predict
     preds = predict(a.checkpoint, a.dataset, split=a.split, batch_size=a.batch_size, device=a.device, task=a.task)

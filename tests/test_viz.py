@@ -1,4 +1,4 @@
-"Visualisation outside notebooks: torch inputs, no training imports, reports without plotly.js or Markdown renderer."
+"Visualisation outside notebooks: torch inputs, no training imports (except viz.collect), reports, widget exports."
 import ast, importlib.util, sys
 from pathlib import Path
 import numpy as np, torch
@@ -65,3 +65,23 @@ def test_explorer_without_ipython():
     ex.controls[1].value = 5
     assert ex.figure.layout.title.text == 'structure 5'
     assert 'application/vnd.plotly.v1+json' in ex.out.outputs[0]['data']
+
+def test_widgets_export_standalone_html(tmp_path):
+    "Every explorer's figures export to one self-contained page (plotly.js inline once, no external script)."
+    from molkit.viz.results import toy_result
+    from molkit.viz.explorer import DistributionExplorer
+    from molkit.viz.dashboard import ErrorDashboard
+    from molkit.viz.structure import StructureViewer
+    r = toy_result()
+    for i, w in enumerate([DistributionExplorer(r), ErrorDashboard(r), StructureViewer(r)]):
+        doc = w.export_html(tmp_path / f'{i}.html', type(w).__name__).read_text(encoding='utf-8')
+        assert doc.count('id="fig-') == len(w.figures()) >= 1 and '<script src' not in doc and 'cdn.plot.ly' not in doc.split('</script>', 1)[1]
+
+def test_explorer_selection_changes_figure():
+    from molkit.viz.results import toy_result
+    from molkit.viz.explorer import DistributionExplorer
+    r = toy_result()
+    ex = DistributionExplorer(r)
+    before = list(ex.figure.data[3].y)
+    ex.rank.value = 1
+    assert list(ex.figure.data[3].y) != before and ex.structure.value == r.select(ex.dataset.value, ex.split.value)[1]

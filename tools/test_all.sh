@@ -3,13 +3,14 @@
 #   1. fresh venv in .venv-test, install with the CPU torch pin (constraints.txt)
 #   2. nbdev_export, then fail if notebooks and molkit/ are out of sync
 #   3. nbdev_test (cells flagged slow / cuda are skipped)
-#   4. pytest, last, so its summary closes the log
+#   4. the documentation site, offline (tools/docs.py -> _docs/; the browser tests open pages of it)
+#   5. pytest, last, so its summary closes the log
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 VENV="${MOLKIT_TEST_VENV:-.venv-test}"
 t0=$SECONDS
-echo "== [1/4] fresh virtual environment in $VENV"
+echo "== [1/5] fresh virtual environment in $VENV"
 rm -rf "$VENV"
 python3 -m venv "$VENV"
 # shellcheck disable=SC1091
@@ -19,14 +20,15 @@ pip install -q -c constraints.txt torch==2.13.0
 pip install -q -c constraints.txt -e ".[dev]"
 echo "   installed in $((SECONDS - t0)) s: $(python -c 'import torch, torch_geometric as g; print("torch", torch.__version__, "pyg", g.__version__)')"
 
-# The browser test renders an HTML report in headless Chromium; on CI install it when missing (best effort:
-# without it that one test skips). Outside CI nothing is installed system-wide.
+# The browser tests (tests/test_browser*.py, tests/test_viz_browser.py) drive Debian's chromium with Playwright
+# (pip `playwright`, a dev requirement; it never downloads a browser here). On CI install chromium when missing;
+# on CI a missing browser FAILS those tests. Outside CI nothing is installed system-wide and they skip.
 if [ "${CI:-}" = "true" ] && [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ]; then
   (timeout 300 apt-get update -qq && timeout 300 apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
-    || echo "   chromium not installed; the browser test will skip"
+    || echo "   chromium could not be installed: the browser tests will fail"
 fi
 
-echo "== [2/4] nbdev_export and sync check"
+echo "== [2/5] nbdev_export and sync check"
 nbdev_export
 if [ -n "$(git status --porcelain -- molkit nbs)" ]; then
   echo "Notebooks and library are not in sync (run nbdev_export and commit both):"
@@ -35,10 +37,16 @@ if [ -n "$(git status --porcelain -- molkit nbs)" ]; then
   exit 1
 fi
 
-echo "== [3/4] nbdev_test (slow and cuda cells skipped)"
+echo "== [3/5] nbdev_test (slow and cuda cells skipped)"
 nbdev_test --n_workers 2 --timing
 
-echo "== [4/4] pytest"
+echo "== [4/5] documentation site (python tools/docs.py -> _docs/)"
+t_docs=$SECONDS
+python tools/docs.py --out _docs > _docs.log 2>&1 || { tail -50 _docs.log; exit 1; }
+tail -1 _docs.log
+echo "   built in $((SECONDS - t_docs)) s"
+
+echo "== [5/5] pytest"
 set +e
 python -m pytest tests -m "not slow and not cuda" -q -p no:cacheprovider
 rc=$?

@@ -4,7 +4,9 @@
 
 # %% ../../nbs/81_experiments.demo.ipynb 3
 from __future__ import annotations
-import json, math, time
+import json, math, sys, threading, time
+import contextlib
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import torch
@@ -16,10 +18,13 @@ from ..train.checkpoint import latest_checkpoint
 from ..train.data import build_splits
 from ..viz.figures import distributions_grid
 from ..viz.report import Section, Table, evaluation_sections, write_html_report
+from ..viz.results import EvalResult, TargetResult
+from ..viz.explorer import DistributionExplorer
+from ..viz.dashboard import risk_coverage_figure
 
 # %% auto 0
 __all__ = ['DEMO_SCHNET', 'DEMO_HEADS', 'demo_ablation', 'referenced_predictions', 'formulas', 'comparison_rows', 'print_table',
-           'demo_report', 'run_demo']
+           'demo_report', 'step_lines', 'run_demo']
 
 # %% ../../nbs/81_experiments.demo.ipynb
 DEMO_SCHNET = {'hidden_dim': 64, 'num_filters': 64, 'num_interactions': 3, 'num_gaussians': 32, 'cutoff': 5.0}
@@ -68,16 +73,47 @@ def print_table(rows: list[dict]):
 # %% ../../nbs/81_experiments.demo.ipynb
 def demo_report(path: Path, rows: list[dict], dist: dict, l1_pred: np.ndarray, names: list[str], meta: dict,
                 n_samples: int = 6) -> Path:
-    "The HTML report: table, sample distributions, then `evaluation_sections` (parity of both models, calibration, ...)."
+    "The HTML report: table, sample distributions, `evaluation_sections`, then the explorers' views of the worst molecule and risk–coverage."
     y, p = dist['target'].numpy(), dist['probs'].numpy()
     intro = (f"SchNet with an L1 head vs a DMoE distribution head at the same budget on {len(y)} QM9 test molecules. "
              "Energies are U0 minus the per-element linear reference (eV). NLL and Spearman are undefined for the L1 head.")
     samples = distributions_grid(p[:n_samples], dist['edges'].numpy(), y[:n_samples], names[:n_samples], unit='eV',
                                  title='DMoE: predicted distributions vs labels')
+    res = EvalResult({'U0': TargetResult(y, dist['pred'], 'eV', p, dist['edges'])}, names, split=['test'] * len(y),
+                     dataset=['qm9'] * len(y))
+    ex = DistributionExplorer(res)
+    ex.order.value, ex.rank.value = 'largest |error|', 0
+    err, score = np.abs(res.targets['U0'].y_pred - y), res.targets['U0'].entropy()
     sections = [Section('L1 vs DMoE', intro, [Table(rows, 'test set')]),
                 Section('Predicted distributions for sample molecules', 'The first test molecules; the label is marked.', samples),
-                *evaluation_sections(p, dist['edges'].numpy(), y, baselines={'L1': l1_pred}, names=names, model='DMoE', unit='eV')]
+                *evaluation_sections(p, dist['edges'].numpy(), y, baselines={'L1': l1_pred}, names=names, model='DMoE', unit='eV'),
+                Section('Distribution explorer: the largest error', 'As `molkit.viz.explorer.DistributionExplorer` shows it: '
+                        'the parity plot with the molecule marked, its histogram, label, expected value, entropy and NLL.',
+                        ex.figures()),
+                Section('Risk–coverage', 'MAE of the molecules kept when the most uncertain (highest entropy) are dropped first, '
+                        'as in `molkit.viz.dashboard.ErrorDashboard`.', risk_coverage_figure(score, err, 'eV', 'DMoE risk–coverage'))]
     return write_html_report(path, 'molkit demo: L1 regression vs DMoE on QM9 U0', sections, meta)
+
+# %% ../../nbs/81_experiments.demo.ipynb
+@contextmanager
+def step_lines(run_dir: str | Path, total: int, name: str, every: float = 0.1, poll: float = 1.0, stream=None):
+    "While the block runs, print 'name: step s/total (p %), loss l' each time the run passes another `every` of its steps."
+    stream, stop, f = stream or sys.stdout, threading.Event(), Path(run_dir) / 'steps.jsonl'
+    state = {'next': every, 'last': 0}
+    def report(final: bool = False):
+        rows = [json.loads(l) for l in (f.read_text().splitlines() if f.exists() else []) if l.endswith('}')]
+        if not rows: return
+        r = rows[-1]
+        if r['step'] >= state['next'] * total or (final and r['step'] > state['last']):
+            print(f"{name}: step {r['step']}/{total} ({100 * r['step'] / total:.0f} %), loss {r['loss']:.4g}",
+                  file=stream, flush=True)
+            state['last'], state['next'] = r['step'], (math.floor(r['step'] / total / every + 1e-9) + 1) * every
+    def loop():
+        while not stop.wait(poll): report()
+    th = threading.Thread(target=loop, daemon=True); th.start()
+    try: yield
+    finally:
+        stop.set(); th.join(); report(final=True)
 
 # %% ../../nbs/81_experiments.demo.ipynb
 def run_demo(out_dir: str | Path = 'molkit_demo',  # where runs/, results.json and report.html go
@@ -96,9 +132,11 @@ def run_demo(out_dir: str | Path = 'molkit_demo',  # where runs/, results.json a
     results, trained = {}, {}
     for name, ov in ab.variants.items():
         exp = cell_config(ab, ov, seed, out / 'runs' / name)
-        exp.train.progress = progress
-        if progress: print(f'training {name} ({steps} steps)')
-        results[name] = run_cell(exp, 'test', device)
+        tty = sys.stderr.isatty()
+        exp.train.progress = progress and tty
+        if progress: print(f'training {name} ({steps} steps)', flush=True)
+        with step_lines(exp.run_dir, steps, name) if progress and not tty else contextlib.nullcontext():
+            results[name] = run_cell(exp, 'test', device)
         trained[name] = load_trained(latest_checkpoint(out / 'runs' / name / 'checkpoints'), dev)
     test = build_splits(trained['DMoE'][2].data)['test']
     dist = distribution_outputs(trained['DMoE'][0], test, trained['DMoE'][1], dev, 'U0')
