@@ -84,7 +84,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = 'cpu') 
     "Read a checkpoint with `weights_only=True`; errors name the file and say what is wrong in one line."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try: state = torch.load(path, map_location=map_location, weights_only=True)
+    with open(path, 'rb') as f: zipped = f.read(2) == b'PK'  # torch.save writes a zip archive; anything else is refused unread
+    try:
+        if not zipped: raise ValueError('not a zip archive')
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e: raise CheckpointError(f"could not load checkpoint {path}: {_why_unreadable(path, e)}") from None
     if not isinstance(state, dict): raise CheckpointError(f"could not load checkpoint {path}: holds a {type(state).__name__}, not a dict")
     return state
