@@ -169,7 +169,7 @@ def _data_convert(a: argparse.Namespace) -> int:
     from molkit.data.readers.base import read_structures
     from molkit.data.lmdb import write_lmdb
     load_readers()
-    out = write_lmdb(read_structures(a.reader, a.src, **_parse_options(a.option)), a.dst, progress=not a.quiet)
+    out = write_lmdb(read_structures(a.reader, a.src, **_parse_options(a.option)), a.dst, progress=not a.quiet, source=a.src)
     print(f'wrote {out}')
     return 0
 
