@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Callable
 
 # %% auto 0
-__all__ = ['COMMANDS', 'Command', 'command', 'arg', 'build_parser', 'log_friendly_progress', 'main', 'load_readers',
-           'resolve_checkpoint']
+__all__ = ['COMMANDS', 'Command', 'command', 'arg', 'build_parser', 'log_friendly_progress', 'user_errors', 'error_line', 'main',
+           'load_readers', 'resolve_checkpoint']
 
 # %% ../nbs/90_cli.ipynb
 @dataclass
@@ -66,6 +66,17 @@ def log_friendly_progress(interval: float = 30.0,  # seconds between bar updates
 # %% ../nbs/90_cli.ipynb
 _USER_ERRORS = (ValueError, FileNotFoundError, KeyError, NotADirectoryError, FileExistsError, FloatingPointError)
 
+def user_errors() -> tuple:
+    "Exception types that are the input's fault, not molkit's: printed as one line (`_USER_ERRORS`, OS and EOF errors, LMDB and YAML errors)."
+    import lmdb, yaml
+    return _USER_ERRORS + (OSError, EOFError, lmdb.Error, yaml.YAMLError)
+
+def error_line(e: BaseException) -> str:
+    "The message of `e` on one line (a `KeyError` without its quotes; an OS error with the file it names)."
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+    text = ' '.join(str(msg).split())
+    return text or type(e).__name__
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `molkit` console script; returns the exit status."
     parser = build_parser()
@@ -76,9 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if not argv else 2
     try: return args._run(args) or 0
-    except _USER_ERRORS as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f'molkit: error: {msg}', file=sys.stderr)
+    except user_errors() as e:  # bad input: one line; anything else is a bug and keeps its traceback
+        print(f'molkit: error: {error_line(e)}', file=sys.stderr)
         return 2
 
 # %% ../nbs/90_cli.ipynb
@@ -109,6 +119,25 @@ def _info(a: argparse.Namespace) -> int:
     from molkit.data.convert import dataset_info, format_info
     info = dataset_info(a.dataset, limit=a.limit, trusted=a.trusted)
     print(json.dumps(info, indent=1, default=str) if a.json else format_info(info))
+    return 0
+
+# %% ../nbs/90_cli.ipynb
+@command('verify', 'check every record of a molkit LMDB: CRC-32 checksums, structure, atomic numbers, finite values',
+         arg('dataset', help='molkit LMDB directory'),
+         arg('--quiet', action='store_true', help='no progress bar'))
+def _verify(a: argparse.Namespace) -> int:
+    "Run `molkit verify`."
+    from molkit.data.convert import verify_dataset
+    r, shown = verify_dataset(a.dataset, progress=not a.quiet), 20
+    for msg in r['bad'][:shown]: print(f'molkit: error: {msg}', file=sys.stderr)
+    if r['bad']:
+        more = f" (first {shown} shown)" if len(r['bad']) > shown else ''
+        print(f"molkit: error: {r['path']}: {len(r['bad'])} of {r['n_records']} records are bad{more}", file=sys.stderr)
+        return 1
+    how = ('CRC-32 checksums and values checked' if r['checksums'] else
+           'UNCHECKED: written without checksums by an earlier molkit, values checked only; '
+           'add checksums with `molkit convert DATASET NEW`')
+    print(f"{r['path']}: {r['n_records']} records in {r['n_shards']} shard(s) OK ({how})")
     return 0
 
 # %% ../nbs/90_cli.ipynb
@@ -154,7 +183,7 @@ def _data_convert(a: argparse.Namespace) -> int:
     from molkit.data.lmdb import write_lmdb
     load_readers()
     out = write_lmdb(read_structures(a.reader, a.src, **_parse_options(a.option)), a.dst, progress=not a.quiet,
-                     overwrite=a.overwrite)
+                     overwrite=a.overwrite, source=a.src)
     print(f'wrote {out}')
     return 0
 
@@ -170,7 +199,7 @@ def _data_stats(a: argparse.Namespace) -> int:
     from molkit.data.stats import compute_stats
     ds = LMDBDataset(a.dataset)
     stats = compute_stats((ds[i] for i in range(len(ds))), targets=a.targets,
-                          linear_reference=a.linear_reference, progress=not a.quiet)
+                          linear_reference=a.linear_reference, progress=not a.quiet, source=a.dataset)
     path = stats.save(a.dataset)
     for t, ts in stats.targets.items(): print(f'{t}: mean {ts.mean:.6g} std {ts.std:.6g} (n={ts.n})')
     if stats.force_rms is not None: print(f'force RMS: {stats.force_rms:.6g} eV/Å')

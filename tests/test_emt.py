@@ -1,5 +1,5 @@
 "EMT catalysis data: LMDB round trip through molkit's reader and through plain lmdb + safetensors; seeding; throughput."
-import json, time
+import json, time, zlib
 import lmdb
 import numpy as np
 import pytest
@@ -20,13 +20,16 @@ def emt(tmp_path_factory):
 
 
 def _plain_records(path):
-    "Every record of a molkit LMDB directory opened with plain `lmdb`, decoded with plain safetensors."
+    "Every record of a molkit LMDB directory opened with plain `lmdb`, decoded with plain safetensors (after its CRC-32 trailer)."
     out = []
     for shard in sorted(path.glob('data.*.lmdb')):
         env = lmdb.open(str(shard), subdir=False, readonly=True, lock=False)
         with env.begin() as txn:
             keys = sorted((k for k, _ in txn.cursor() if k.isdigit()), key=int)
-            out += [(txn.get(k), st_load(txn.get(k))) for k in keys]
+            for k in keys:
+                buf = txn.get(k)  # schema 2: safetensors bytes, then a little-endian CRC-32 of them
+                assert zlib.crc32(buf[:-4]) == int.from_bytes(buf[-4:], 'little')
+                out.append((buf, st_load(buf[:-4])))
         env.close()
     return out
 

@@ -1,5 +1,5 @@
 "Tests of molkit's LMDB format, the legacy OCP/fairchem reader and conversion (molkit.data.lmdb/legacy/convert)."
-import json, os, pickle
+import json, os, pickle, zlib
 from pathlib import Path
 import lmdb
 import numpy as np
@@ -112,14 +112,16 @@ def test_bad_molkit_inputs(tmp_path):
     with pytest.raises(LMDBError, match=r"data.0000.lmdb, index 1: record key 1 is missing"): LMDBDataset(p)[1]
     good = encode_record(recs[2])
     p = make("truncated"); poke(shard(p), b"2", good[:-10])
-    with pytest.raises(LMDBError, match=r"index 2: truncated"): LMDBDataset(p)[2]
-    p = make("corrupt"); poke(shard(p), b"0", b"\x10\x00\x00\x00\x00\x00\x00\x00" + b"garbage!" * 4)
+    with pytest.raises(LMDBError, match=r"index 2: checksum mismatch"): LMDBDataset(p)[2]
+    # bytes with a valid CRC-32 still go through the structural and value checks
+    crc = lambda b: b + zlib.crc32(b).to_bytes(4, "little")
+    p = make("corrupt"); poke(shard(p), b"0", crc(b"\x10\x00\x00\x00\x00\x00\x00\x00" + b"garbage!" * 4))
     with pytest.raises(LMDBError, match=r"index 0: corrupt record header"): LMDBDataset(p)[0]
     nan = recs[1].to_dict(); nan["pos"] = nan["pos"].clone(); nan["pos"][3, 1] = float("nan")
-    p = make("nan"); poke(shard(p), b"1", st_save({k: v for k, v in nan.items() if isinstance(v, torch.Tensor)}))
+    p = make("nan"); poke(shard(p), b"1", crc(st_save({k: v for k, v in nan.items() if isinstance(v, torch.Tensor)})))
     with pytest.raises(LMDBError, match=r"index 1: non-finite positions \(atoms \[3\]\)"): LMDBDataset(p)[1]
     wrong = {k: v for k, v in recs[0].to_dict().items() if isinstance(v, torch.Tensor)}; wrong["z"] = wrong["z"].int()
-    p = make("dtype"); poke(shard(p), b"0", st_save(wrong))
+    p = make("dtype"); poke(shard(p), b"0", crc(st_save(wrong)))
     with pytest.raises(LMDBError, match=r"index 0: field 'z' has dtype torch.int32"): LMDBDataset(p)[0]
     p = make("schema"); env = lmdb.open(str(shard(p)), subdir=False, readonly=True, lock=False)
     meta = json.loads(env.begin().get(META_KEY)); env.close(); meta["schema_version"] = 99

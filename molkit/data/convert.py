@@ -13,19 +13,13 @@ from torch import Tensor
 from ase.data import chemical_symbols
 from tqdm.auto import tqdm
 from ..keys import POS, CELL, POS_RELAXED, SHIFTS, EDGE_VEC, EDGE_LEN, Z
-from .lmdb import LMDBError, LMDBDataset, write_lmdb, open_shared, SHARD_KEY, SHARD_NAME
+from .lmdb import LMDBError, LMDBDataset, write_lmdb, is_molkit_dataset, decode_record, SHARD_NAME, _check_values
 from .legacy import LegacyLMDBDataset
 
 # %% auto 0
-__all__ = ['is_molkit_dataset', 'open_dataset', 'convert', 'dataset_info', 'format_info']
+__all__ = ['open_dataset', 'convert', 'dataset_info', 'format_info', 'verify_dataset']
 
 # %% ../../nbs/12c_data.convert.ipynb
-def is_molkit_dataset(path: str | Path) -> bool:
-    "True if `path` is a directory whose first shard carries molkit's shard key (complete or not)."
-    first = Path(path) / SHARD_NAME.format(0)
-    if not first.is_file(): return False
-    with open_shared(first).begin() as txn: return txn.get(SHARD_KEY) is not None
-
 def open_dataset(path: str | Path,  # molkit dataset directory, or legacy `.lmdb` file / directory of shards
                  trusted: bool = False,  # allow unpickling a legacy LMDB (runs code from the file)
                  ) -> LMDBDataset | LegacyLMDBDataset:
@@ -63,14 +57,14 @@ def convert(src: str | Path,  # ASE-readable file, legacy LMDB (file or director
             format: str | None = None,  # ase.io format name for ASE-readable input; None guesses from the name
             **writer_kw,  # passed on to `write_lmdb` (shard_size, map_size, overwrite)
             ) -> Path:
-    "Convert `src` into a molkit LMDB dataset at `dst`; returns `dst`."
+    "Convert `src` into a molkit LMDB dataset at `dst`; returns `dst`. Errors name `src` and the record; `dst` is never `src`."
     src = Path(src)
     if not src.exists(): raise LMDBError(f"{src}: no such file or directory")
     if _is_lmdb(src):
         ds = open_dataset(src, trusted=trusted)
         records, total = (ds[i] for i in range(len(ds))), len(ds)
     else: records, total = _ase_frames(src, format), None
-    return write_lmdb(records, dst, progress=progress, total=total, **writer_kw)
+    return write_lmdb(records, dst, progress=progress, total=total, source=src, **writer_kw)
 
 # %% ../../nbs/12c_data.convert.ipynb
 _GEOMETRY = {POS, CELL, POS_RELAXED, SHIFTS, EDGE_VEC, EDGE_LEN}
@@ -98,6 +92,7 @@ def dataset_info(path: str | Path,  # molkit dataset (or legacy LMDB with truste
                  ) -> dict:
     "Counts, elements, natoms histogram and per-label statistics of a dataset."
     ds = open_dataset(path, trusted=trusted)
+    if isinstance(ds, LMDBDataset): ds.check_shards()  # every shard, also those a `limit` scan does not reach
     n_scan = len(ds) if limit is None else min(limit, len(ds))
     zcount, stats, fields = np.zeros(119, np.int64), {}, set()
     for i in tqdm(range(n_scan), disable=not progress, desc='scanning', unit='rec'):
@@ -132,3 +127,22 @@ def format_info(info: dict) -> str:
     for k, s in info['labels'].items():
         lines.append(f"{k:<16}{s['count']:>10}{s['mean']:>14.6g}{s['std']:>12.5g}{s['min']:>14.6g}{s['max']:>14.6g}")
     return '\n'.join(lines)
+
+# %% ../../nbs/12c_data.convert.ipynb
+def verify_dataset(path: str | Path,  # molkit dataset directory
+                   progress: bool = True,  # tqdm progress bar
+                   ) -> dict:
+    "Check every record of a molkit dataset; {'path', 'n_records', 'n_shards', 'checksums', 'bad': ['file, index i: why']}."
+    ds = LMDBDataset(path)
+    ds.check_shards()
+    bad = []
+    for i in tqdm(range(len(ds)), disable=not progress, desc='verifying', unit='rec'):
+        try:
+            buf, file = ds.raw(i)
+            d = decode_record(buf, file, i, checksum=ds.checksum)
+            _check_values(d.to_dict(), f"{file}, index {i}", numbers=True, labels=True)
+            if d[Z].shape[0] != ds.natoms[i]:
+                raise LMDBError(f"{file}, index {i}: {d[Z].shape[0]} atoms but the metadata says {ds.natoms[i]}")
+        except LMDBError as e: bad.append(str(e))
+    return {'path': str(path), 'n_records': len(ds), 'n_shards': len(ds.metadata['shards']),
+            'checksums': ds.checksum, 'bad': bad}

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/12b_data.legacy.ipynb 3
 from __future__ import annotations
-import bisect, io, operator, os, pickle
+import bisect, io, operator, os, pickle, zipfile
 from pathlib import Path
 import lmdb
 import numpy as np
@@ -70,7 +70,7 @@ def legacy_to_data(stored: dict,  # stored fields of one legacy record
         periodic = CELL in out and bool(out[CELL].abs().sum() > 0)
         out[PBC] = torch.full((1, 3), periodic, dtype=torch.bool)
     check_fields({k: (v.dtype, tuple(v.shape)) for k, v in out.items() if isinstance(v, Tensor)}, where)
-    _check_values(out, where)
+    _check_values(out, where, numbers=True)
     return graph_from_fields(out)
 
 # %% ../../nbs/12b_data.legacy.ipynb
@@ -116,8 +116,10 @@ class _IntOnly(pickle.Unpickler):
 def _file_length(file: Path, max_readers: int) -> int:
     "Records in one file: its `length` key (plain int) or, without one, its number of entries."
     env = open_shared(file, max_readers)
-    with env.begin() as txn: raw = txn.get(b'length')
-    entries = env.stat()['entries']
+    try:
+        with env.begin() as txn: raw = txn.get(b'length')
+        entries = env.stat()['entries']
+    except lmdb.Error as e: raise LMDBError(f"{file}: corrupt LMDB file ({type(e).__name__}: {e})") from None
     if raw is None: return entries
     try: n = _IntOnly(io.BytesIO(raw)).load()
     except Exception as e: raise LMDBError(f"{file}: unreadable 'length' key ({e})") from None
@@ -158,9 +160,13 @@ class LegacyLMDBDataset(torch.utils.data.Dataset):
         "Atom counts from `metadata.npz` (beside the shards, or beside a single file), if there is one."
         meta = (self.path if self.path.is_dir() else self.path.parent) / 'metadata.npz'
         if not meta.is_file(): return None
-        with np.load(meta, allow_pickle=False) as z:
-            if 'natoms' not in z: return None
-            natoms = np.asarray(z['natoms'], dtype=np.int64)
+        try:
+            with np.load(meta, allow_pickle=False) as z:
+                if 'natoms' not in z: return None
+                natoms = np.asarray(z['natoms'], dtype=np.int64)
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+            raise LMDBError(f"{meta}: unreadable metadata file ({type(e).__name__}: {e}); delete it to count atoms from the records") from None
+        if natoms.ndim != 1 or (natoms < 1).any(): raise LMDBError(f"{meta}: natoms must be a 1-D array of positive counts")
         if len(natoms) != len(self):
             raise LMDBError(f"{meta}: natoms has {len(natoms)} entries but {self.path} holds {len(self)} records")
         return natoms
@@ -183,7 +189,9 @@ class LegacyLMDBDataset(torch.utils.data.Dataset):
         if not 0 <= i < len(self): raise IndexError(f"{self.path}: index {idx} out of range for {len(self)} records")
         k = bisect.bisect_right(self._starts, i) - 1
         where = f"{self.files[k]}, index {i}"
-        with self._env(k).begin() as txn: raw = txn.get(f"{i - self._starts[k]}".encode('ascii'))
+        try:
+            with self._env(k).begin() as txn: raw = txn.get(f"{i - self._starts[k]}".encode('ascii'))
+        except lmdb.Error as e: raise LMDBError(f"{where}: corrupt LMDB file ({type(e).__name__}: {e})") from None
         if raw is None: raise LMDBError(f"{where}: record key {i - self._starts[k]} is missing")
         try: obj = pickle.loads(raw)
         except Exception as e: raise LMDBError(f"{where}: corrupt or truncated record ({type(e).__name__}: {e})") from None

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/12a_data.lmdb.ipynb 3
 from __future__ import annotations
-import bisect, json, operator, os, platform, shutil, uuid
+import bisect, json, operator, os, platform, re, shutil, struct, uuid, warnings, zlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
@@ -19,14 +19,16 @@ from ..keys import FIELDS, Z, POS, NATOMS
 from .atoms import graph_from_fields
 
 # %% auto 0
-__all__ = ['SCHEMA_VERSION', 'META_KEY', 'NATOMS_KEY', 'SHARD_KEY', 'SHARD_NAME', 'LMDBError', 'check_fields', 'encode_record',
-           'decode_record', 'write_lmdb', 'open_shared', 'read_metadata', 'LMDBDataset']
+__all__ = ['SCHEMA_VERSION', 'READ_VERSIONS', 'META_KEY', 'NATOMS_KEY', 'SHARD_KEY', 'SHARD_NAME', 'Z_MAX', 'LMDBError',
+           'check_fields', 'encode_record', 'decode_record', 'check_lmdb_file', 'write_lmdb', 'is_molkit_dataset',
+           'check_replaceable', 'remove_stale_writes', 'open_shared', 'read_metadata', 'LMDBDataset']
 
 # %% ../../nbs/12a_data.lmdb.ipynb
 class LMDBError(ValueError):
     "Bad or unreadable LMDB input; the message names the file and the record index."
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: each record ends in a CRC-32 of its bytes; 1 (no checksums) still reads, unchecked
+READ_VERSIONS = (1, 2)
 META_KEY, NATOMS_KEY, SHARD_KEY = b'__molkit_meta__', b'__molkit_natoms__', b'__molkit_shard__'
 SHARD_NAME = 'data.{:04d}.lmdb'
 
@@ -59,19 +61,32 @@ def check_fields(fields: dict,  # name -> (torch.dtype, tuple shape)
                             f"with n={sizes['n']}" + (f", E={sizes['E']}" if 'E' in sizes else ''))
 
 # %% ../../nbs/12a_data.lmdb.ipynb
-def _check_values(t: dict, where: str) -> None:
-    "Per-record value checks: finite positions, `natoms` equal to the atom count."
+Z_MAX = 118  # heaviest element (oganesson); 0 (ghost atoms) and negative numbers are refused too
+
+def _check_values(t: dict, where: str,
+                  numbers: bool = False,  # also atomic numbers in 1..118 (writes, verify, reads without a checksum)
+                  labels: bool = False,  # also every float field finite (writes, verify)
+                  ) -> None:
+    "Per-record value checks: finite positions, `natoms` equal to the atom count; optionally atomic numbers and labels."
     pos = t[POS].numpy()  # numpy: ~4x cheaper than torch.isfinite on small arrays
     if not np.isfinite(pos).all():
         bad = np.flatnonzero(~np.isfinite(pos).all(-1))[:5].tolist()
         raise LMDBError(f"{where}: non-finite positions (atoms {bad})")
     if NATOMS in t and t[NATOMS].item() != pos.shape[0]:
         raise LMDBError(f"{where}: natoms={t[NATOMS].item()} but there are {pos.shape[0]} atoms")
+    z = t[Z].numpy() if numbers else None
+    if z is not None and z.size and (z.min() < 1 or z.max() > Z_MAX):
+        raise LMDBError(f"{where}: atomic numbers must be in 1..{Z_MAX}, got {sorted(set(z[(z < 1) | (z > Z_MAX)].tolist()))[:5]}")
+    for k, v in t.items() if labels else ():
+        if isinstance(v, Tensor) and v.is_floating_point() and k != POS and not bool(torch.isfinite(v).all()):
+            kind = 'NaN' if bool(torch.isnan(v).any()) else 'inf'
+            raise LMDBError(f"{where}: field '{k}' holds {kind} values (labels must be finite)")
 
 def encode_record(data: Data,  # one graph with contract fields
                   where: str = '<record>',  # names the record in error messages
+                  checksum: bool = True,  # append a CRC-32 of the bytes (schema 2); False gives schema-1 bytes
                   ) -> bytes:
-    "Encode `data` as safetensors bytes (tensor fields) with JSON metadata (non-tensor fields)."
+    "Encode `data` as safetensors bytes (tensor fields) with JSON metadata (non-tensor fields), then a CRC-32."
     tensors, other = {}, {}
     for k, v in data.to_dict().items():
         if k.startswith('_'): raise LMDBError(f"{where}: field names starting with '_' are reserved ('{k}')")
@@ -79,10 +94,11 @@ def encode_record(data: Data,  # one graph with contract fields
         elif k in FIELDS: raise LMDBError(f"{where}: contract field '{k}' must be a tensor, got {type(v).__name__}")
         else: other[k] = v
     check_fields({k: (v.dtype, tuple(v.shape)) for k, v in tensors.items()}, where)
-    _check_values(tensors, where)
+    _check_values(tensors, where, numbers=True, labels=True)
     try: meta = {'json': json.dumps(other)} if other else None
     except TypeError as e: raise LMDBError(f"{where}: non-tensor fields must be JSON-serialisable ({e})") from None
-    return st_save(tensors, metadata=meta)
+    buf = st_save(tensors, metadata=meta)
+    return buf + zlib.crc32(buf).to_bytes(4, 'little') if checksum else buf
 
 # %% ../../nbs/12a_data.lmdb.ipynb
 _ST_DTYPES = {'F64': torch.float64, 'F32': torch.float32, 'F16': torch.float16, 'BF16': torch.bfloat16,
@@ -130,23 +146,34 @@ def _split_meta(header: bytes) -> tuple[bytes, str | None, bool]:
         return header[end:], m['json'], True
     except (UnicodeDecodeError, ValueError, KeyError, TypeError): return header, None, False
 
-def decode_record(buf: bytes,  # safetensors bytes from `encode_record`
+def _verify_crc(buf: bytes, where: str) -> int:
+    "Length of `buf` without its CRC-32 trailer, after checking the trailer; `LMDBError` on a mismatch."
+    n = len(buf) - 4
+    if n < 8: raise LMDBError(f"{where}: truncated record ({len(buf)} bytes)")
+    if zlib.crc32(memoryview(buf)[:n]) != int.from_bytes(buf[n:], 'little'):
+        raise LMDBError(f"{where}: checksum mismatch: the record's bytes changed after it was written "
+                        "(a flipped bit, a bad copy or a damaged disk); restore the dataset from a good copy")
+    return n
+
+def decode_record(buf: bytes,  # record bytes from `encode_record`
                   source: str = '<bytes>', index: int = -1,  # where the bytes came from, for error messages
+                  checksum: bool = True,  # bytes end in a CRC-32 (schema 2), checked first; False: schema-1 bytes
                   ) -> Data:
     "Decode and validate one record; the inverse of `encode_record`."
     where = f"{source}, index {index}"
-    if len(buf) < 8: raise LMDBError(f"{where}: truncated record ({len(buf)} bytes)")
+    n = _verify_crc(buf, where) if checksum else len(buf)
+    if n < 8: raise LMDBError(f"{where}: truncated record ({n} bytes)")
     hl = int.from_bytes(buf[:8], 'little')
-    if 8 + hl > len(buf): raise LMDBError(f"{where}: truncated record (header of {hl} bytes, {len(buf)} bytes in all)")
+    if 8 + hl > n: raise LMDBError(f"{where}: truncated record (header of {hl} bytes, {n} bytes in all)")
     header = buf[8:8 + hl]
     key, meta, split = _split_meta(header)
     plan = _PLANS.get(key)
     if plan is None:
-        plan = _parse_header(header, len(buf) - 8 - hl, where)
+        plan = _parse_header(header, n - 8 - hl, where)
         if len(_PLANS) >= _MAX_PLANS: _PLANS.clear()
         _PLANS[key] = plan
-    elif len(buf) - 8 - hl != plan[2]:
-        raise LMDBError(f"{where}: truncated or corrupt record ({len(buf) - 8 - hl} data bytes, header says {plan[2]})")
+    elif n - 8 - hl != plan[2]:
+        raise LMDBError(f"{where}: truncated or corrupt record ({n - 8 - hl} data bytes, header says {plan[2]})")
     groups, meta = plan[0], meta if split else plan[1]
     try: out = json.loads(meta) if meta else {}
     except ValueError as e: raise LMDBError(f"{where}: corrupt record metadata ({e})") from None
@@ -158,14 +185,38 @@ def decode_record(buf: bytes,  # safetensors bytes from `encode_record`
         else: g = torch.frombuffer(bytes(raw[off + s:off + e]), dtype=torch.uint8).clone().view(dtype)
         parts = g.split_with_sizes(sizes) if len(sizes) > 1 else (g,)
         for name, p, shape in zip(names, parts, shapes): out[name] = p.view(shape) if len(shape) != 1 else p
-    _check_values(out, where)
+    _check_values(out, where, numbers=not checksum)  # checksummed bytes are the bytes the writer checked in full
     return graph_from_fields(out)
 
 # %% ../../nbs/12a_data.lmdb.ipynb
+_LMDB_MAGIC = 0xBEEFC0DE
+
+def check_lmdb_file(file: str | Path) -> int:
+    "Check that an LMDB file is as long as its newer meta page says (a short file would crash reads with SIGBUS); returns its byte length."
+    file = Path(file)
+    try:
+        size = file.stat().st_size
+        with open(file, 'rb') as f: page0 = f.read(152)
+        psize = struct.unpack_from('<I', page0, 40)[0] if len(page0) == 152 else 0
+        with open(file, 'rb') as f: f.seek(psize); page1 = f.read(152)
+    except OSError as e: raise LMDBError(f"{file}: cannot read ({e.strerror or e})") from None
+    if size == 0: raise LMDBError(f"{file}: empty file (0 bytes): a truncated copy or a full disk?")
+    if len(page0) < 152 or struct.unpack_from('<I', page0, 16)[0] != _LMDB_MAGIC or psize < 512 or psize & (psize - 1):
+        raise LMDBError(f"{file}: not a readable LMDB file (no LMDB meta page at the start)")
+    metas = [struct.unpack_from('<QQ', p, 136) for p in (page0, page1)
+             if len(p) == 152 and struct.unpack_from('<I', p, 16)[0] == _LMDB_MAGIC]
+    last_pg, _ = max(metas, key=lambda m: m[1])  # the meta page with the newest transaction is the one LMDB uses
+    need = max((last_pg + 1) * psize, 2 * psize)
+    if size < need:
+        raise LMDBError(f"{file}: truncated: {size} bytes, but its LMDB meta page says {need} "
+                        f"({last_pg + 1} pages of {psize} bytes); a partial copy or a full disk? Copy the file again")
+    return size
+
 def _open_env(file: Path, write: bool = False, map_size: int = 1 << 40, max_readers: int = 126) -> lmdb.Environment:
-    "Open one LMDB file (`subdir=False`, no lock file: writes go to a private directory); reads without readahead."
+    "Open one LMDB file (`subdir=False`, no lock file: writes go to a private directory); reads without readahead, size checked first."
     try:
         if write: return lmdb.open(str(file), map_size=map_size, subdir=False, meminit=False, map_async=True, lock=False)
+        check_lmdb_file(file)
         return lmdb.open(str(file), subdir=False, readonly=True, lock=False, readahead=False, meminit=False,
                          max_readers=max_readers)
     except lmdb.Error as e: raise LMDBError(f"{file}: not a readable LMDB file ({e})") from None
@@ -212,14 +263,17 @@ def _creation_info() -> dict:
             'torch': torch.__version__, 'torch_geometric': torch_geometric.__version__,
             'safetensors': safetensors.__version__, 'lmdb': lmdb.__version__}
 
-def _as_data(rec, i: int, path: Path) -> Data:
-    "A record as `Data`: `Atoms` go through `atoms_to_data`."
+def _as_data(rec, where: str) -> Data:
+    "A record as `Data`: `Atoms` go through `atoms_to_data` (atomic numbers checked first)."
     if isinstance(rec, Data): return rec
     from ase import Atoms
     if isinstance(rec, Atoms):
         from molkit.data.atoms import atoms_to_data
+        z = rec.numbers
+        if len(z) and (z.min() < 1 or z.max() > Z_MAX):
+            raise LMDBError(f"{where}: atomic numbers must be in 1..{Z_MAX}, got {sorted(set(z[(z < 1) | (z > Z_MAX)].tolist()))[:5]}")
         return atoms_to_data(rec)
-    raise LMDBError(f"{path}, record {i}: expected torch_geometric Data or ase Atoms, got {type(rec).__name__}")
+    raise LMDBError(f"{where}: expected torch_geometric Data or ase Atoms, got {type(rec).__name__}")
 
 # %% ../../nbs/12a_data.lmdb.ipynb
 def write_lmdb(records: Iterable,  # `Data` graphs (contract fields) or `ase.Atoms` with labels
@@ -229,24 +283,29 @@ def write_lmdb(records: Iterable,  # `Data` graphs (contract fields) or `ase.Ato
                progress: bool = True,  # show a tqdm progress bar
                overwrite: bool = False,  # replace an existing dataset at `path`
                total: int | None = None,  # number of records, for the progress bar
+               source: str | Path | None = None,  # where `records` come from: named in errors, never overwritten
                ) -> Path:
     "Write `records` as a molkit LMDB dataset at `path`, atomically; returns `path`."
     path = Path(path)
-    if path.exists() and not overwrite: raise FileExistsError(f"{path} exists (pass overwrite=True, or `molkit convert --overwrite`, to replace it)")
+    if path.exists() or path.is_symlink():
+        if not overwrite: raise FileExistsError(f"{path} exists (pass overwrite=True, or `molkit convert --overwrite`, to replace it)")
+        check_replaceable(path, source)
     if shard_size < 1: raise ValueError(f"shard_size must be >= 1, got {shard_size}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_writes(path)
     tmp = path.parent / f".{path.name}.incomplete-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         w, natoms, names = _ShardWriter(tmp, shard_size, map_size), [], None
         for i, rec in enumerate(tqdm(records, total=total, disable=not progress, desc=f"writing {path.name}", unit='rec')):
-            data = _as_data(rec, i, path)
-            names = _same_fields(names, data, f"{path}, record {i}")
-            w.add(encode_record(data, f"{path}, record {i}"))
+            where = f"{source or path}, record {i}"
+            data = _as_data(rec, where)
+            names = _same_fields(names, data, where)
+            w.add(encode_record(data, where))
             natoms.append(data[POS].shape[0])
         names = names or set()
-        meta = {'format': 'molkit-lmdb', 'schema_version': SCHEMA_VERSION, 'length': len(natoms),
-                'fields': sorted(names), 'units': {k: FIELDS[k].unit for k in sorted(names) if k in FIELDS},
+        meta = {'format': 'molkit-lmdb', 'schema_version': SCHEMA_VERSION, 'checksum': 'crc32', 'length': len(natoms),
+                'id': uuid.uuid4().hex, 'fields': sorted(names), 'units': {k: FIELDS[k].unit for k in sorted(names) if k in FIELDS},
                 'created': _creation_info()}
         w.finish(meta, np.asarray(natoms, dtype=np.int64))
     except BaseException:
@@ -265,9 +324,58 @@ def _same_fields(first: set | None, data: Data, where: str) -> set:
 def _replace_dir(tmp: Path, path: Path) -> None:
     "Rename the finished `tmp` to `path` (an existing `path` is moved aside first, then deleted)."
     old = None
-    if path.exists(): old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"; os.rename(path, old)
+    if path.exists(): old = path.parent / f".{path.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"; os.rename(path, old)
     os.rename(tmp, path)
     if old is not None: shutil.rmtree(old, ignore_errors=True)
+
+# %% ../../nbs/12a_data.lmdb.ipynb
+_OWN = re.compile(r'^data\.\d{4}\.lmdb(-lock)?$|^stats\.json$')
+
+def is_molkit_dataset(path: str | Path) -> bool:
+    "True if `path` is a directory whose first shard carries molkit's shard key (complete or not)."
+    first = Path(path) / SHARD_NAME.format(0)
+    if not first.is_file(): return False
+    try:
+        with open_shared(first).begin() as txn: return txn.get(SHARD_KEY) is not None
+    except lmdb.Error as e: raise LMDBError(f"{first}: unreadable LMDB file ({type(e).__name__}: {e})") from None
+
+def _foreign(path: Path) -> list[str]:
+    "Entries of a dataset directory that molkit did not write."
+    out = [p.name for p in path.iterdir() if not (_OWN.match(p.name) or (p.name == 'splits' and p.is_dir()))]
+    if (path / 'splits').is_dir(): out += [f"splits/{p.name}" for p in (path / 'splits').iterdir() if p.suffix != '.json' or not p.is_file()]
+    return sorted(out)
+
+def check_replaceable(path: Path,  # existing dataset directory that a write would replace
+                      source: str | Path | None = None,  # the input being converted
+                      ) -> None:
+    "Raise `LMDBError` unless `path` is a molkit dataset holding only molkit's files, and neither is nor contains `source`."
+    if source is not None:
+        s, p = Path(source).resolve(), path.resolve()
+        if s == p or p in s.parents:
+            raise LMDBError(f"{path}: refusing to overwrite: it {'is' if s == p else 'contains'} the input {source}; write elsewhere")
+    if path.is_symlink() or not path.is_dir(): raise LMDBError(f"{path}: refusing to overwrite: not a molkit dataset directory")
+    try: ours = is_molkit_dataset(path)
+    except LMDBError as e: raise LMDBError(f"{path}: refusing to overwrite: cannot tell it is a molkit dataset ({e})") from None
+    if not ours: raise LMDBError(f"{path}: refusing to overwrite: not a molkit dataset (no molkit {SHARD_NAME.format(0)})")
+    extra = _foreign(path)
+    if extra: raise LMDBError(f"{path}: refusing to overwrite: holds files molkit did not write ({', '.join(extra[:5])}); move them first")
+
+def _pid_alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+def remove_stale_writes(path: Path) -> list[Path]:
+    "Delete the `.NAME.incomplete-PID-*` / `.NAME.old-PID-*` siblings of `path` whose writer is gone and that hold only shards."
+    removed = []
+    pat = re.compile(rf'^\.{re.escape(path.name)}\.(incomplete|old)-(\d+)-[0-9a-f]{{8}}$')
+    for p in path.parent.iterdir() if path.parent.is_dir() else ():
+        m = pat.match(p.name)
+        if not m or not p.is_dir() or p.is_symlink() or _pid_alive(int(m.group(2))) or _foreign(p): continue
+        shutil.rmtree(p, ignore_errors=True); removed.append(p)
+        warnings.warn(f"removed {p}: left by an interrupted molkit write (process {m.group(2)} is gone)")
+    return removed
 
 # %% ../../nbs/12a_data.lmdb.ipynb
 _REGISTRY: dict[tuple, lmdb.Environment] = {}
@@ -293,26 +401,46 @@ def read_metadata(path: str | Path) -> tuple[dict, np.ndarray]:
     if not path.is_dir(): raise LMDBError(f"{path}: not a molkit LMDB dataset (expected a directory of data.*.lmdb)")
     first = path / SHARD_NAME.format(0)
     if not first.is_file(): raise LMDBError(f"{path}: not a molkit LMDB dataset ({first.name} is missing)")
-    with open_shared(first).begin() as txn: raw, nat = txn.get(META_KEY), txn.get(NATOMS_KEY)
+    try:
+        with open_shared(first).begin() as txn: raw, nat, shard = txn.get(META_KEY), txn.get(NATOMS_KEY), txn.get(SHARD_KEY)
+    except lmdb.Error as e: raise LMDBError(f"{first}: corrupt LMDB file ({type(e).__name__}: {e})") from None
+    if shard is None:
+        raise LMDBError(f"{path}: not a molkit LMDB dataset ({first.name} has no molkit keys: a legacy OCP/fairchem LMDB "
+                        "of pickled records? Convert it once with `molkit convert --trusted SRC DST`)")
     if raw is None or nat is None:
         raise LMDBError(f"{first}: no completed dataset metadata (an interrupted or unfinished write?)")
     try: meta = json.loads(raw)
     except ValueError as e: raise LMDBError(f"{first}: corrupt dataset metadata ({e})") from None
-    if meta.get('format') != 'molkit-lmdb' or meta.get('schema_version') != SCHEMA_VERSION:
-        raise LMDBError(f"{first}: unknown format/schema version {meta.get('format')!r}/{meta.get('schema_version')!r} "
-                        f"(this molkit reads molkit-lmdb schema {SCHEMA_VERSION})")
+    if not isinstance(meta, dict) or meta.get('format') != 'molkit-lmdb' or meta.get('schema_version') not in READ_VERSIONS:
+        got = (meta.get('format'), meta.get('schema_version')) if isinstance(meta, dict) else (type(meta).__name__, None)
+        raise LMDBError(f"{first}: unknown format/schema version {got[0]!r}/{got[1]!r} "
+                        f"(this molkit reads molkit-lmdb schema {', '.join(map(str, READ_VERSIONS))})")
     natoms = np.frombuffer(nat, dtype='<i8').astype(np.int64)
-    if len(natoms) != meta['length'] or sum(meta['shards']) != meta['length']:
+    try: ok = len(natoms) == meta['length'] == sum(meta['shards']) and all(int(n) >= 0 for n in meta['shards'])
+    except (KeyError, TypeError) as e: raise LMDBError(f"{first}: corrupt dataset metadata ({type(e).__name__}: {e})") from None
+    if not ok:
         raise LMDBError(f"{first}: inconsistent metadata (length {meta['length']}, {len(natoms)} natoms, shards {meta['shards']})")
     return meta, natoms
 
 # %% ../../nbs/12a_data.lmdb.ipynb
+def _file_id(file: Path) -> tuple:
+    "(device, inode, size, mtime ns): changes when a file is replaced or rewritten."
+    try: st = file.stat()
+    except OSError as e: raise LMDBError(f"{file}: cannot open ({e.strerror})") from None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
 class LMDBDataset(torch.utils.data.Dataset):
-    "Random-access, validated reader of a molkit LMDB dataset; fork-safe (shards open lazily per process)."
+    "Random-access, validated reader of a molkit LMDB dataset; fork-safe (shards open lazily per process), pinned to the files it opened."
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.metadata, self.natoms = read_metadata(self.path)  # natoms: [len] int64, for atom-balanced batching
+        self.checksum = self.metadata['schema_version'] >= 2  # records end in a CRC-32, checked on every read
         self._starts = np.cumsum([0] + self.metadata['shards'][:-1]).tolist()
+        files = [self.path / SHARD_NAME.format(k) for k in range(len(self.metadata['shards']))]
+        for k, f in enumerate(files):
+            if not f.is_file(): raise LMDBError(f"{f}: shard {k} is missing")
+            check_lmdb_file(f)
+        self._ids = [_file_id(f) for f in files]  # the identity of every shard when the dataset was opened
         self._envs, self._pid = {}, None
 
     def __len__(self) -> int: return self.metadata['length']
@@ -327,21 +455,39 @@ class LMDBDataset(torch.utils.data.Dataset):
         if env is None:
             file = self.path / SHARD_NAME.format(shard)
             if not file.is_file(): raise LMDBError(f"{file}: shard {shard} is missing")
+            if _file_id(file) != self._ids[shard]:
+                raise LMDBError(f"{file}: the file changed on disk after {self.path} was opened (the dataset was replaced "
+                                "or rewritten during the run?); old and new records must not mix: restart on one version")
             env = open_shared(file)
-            with env.begin() as txn: info = txn.get(SHARD_KEY)
-            if info is None or json.loads(info)['length'] != self.metadata['shards'][shard]:
+            try:
+                with env.begin() as txn: info = txn.get(SHARD_KEY)
+                length = json.loads(info)['length'] if info is not None else None
+            except lmdb.Error as e: raise LMDBError(f"{file}: corrupt LMDB file ({type(e).__name__}: {e})") from None
+            except (ValueError, KeyError, TypeError): length = None
+            if length != self.metadata['shards'][shard]:
                 raise LMDBError(f"{file}: shard length does not match the dataset metadata")
             self._envs[shard] = env
         return env
+
+    def check_shards(self) -> None:
+        "Open every shard and check its length against the metadata (reads touch only the shards they need)."
+        for k in range(len(self.metadata['shards'])): self._env(k)
+
+    def raw(self, i: int) -> tuple[bytes, str]:
+        "(stored bytes of record `i`, its shard file): what `__getitem__` decodes."
+        shard = bisect.bisect_right(self._starts, i) - 1
+        file, local = self.path / SHARD_NAME.format(shard), i - self._starts[shard]
+        try:
+            with self._env(shard).begin() as txn: buf = txn.get(f"{local}".encode('ascii'))
+        except lmdb.Error as e: raise LMDBError(f"{file}, index {i}: corrupt LMDB file ({type(e).__name__}: {e})") from None
+        if buf is None: raise LMDBError(f"{file}, index {i}: record key {local} is missing")
+        return buf, str(file)
 
     def __getitem__(self, idx: int) -> Data:
         i = operator.index(idx)
         if i < 0: i += len(self)
         if not 0 <= i < len(self): raise IndexError(f"{self.path}: index {idx} out of range for {len(self)} records")
-        shard = bisect.bisect_right(self._starts, i) - 1
-        local = i - self._starts[shard]
-        with self._env(shard).begin() as txn: buf = txn.get(f"{local}".encode('ascii'))
-        if buf is None: raise LMDBError(f"{self.path / SHARD_NAME.format(shard)}, index {i}: record key {local} is missing")
-        return decode_record(buf, str(self.path / SHARD_NAME.format(shard)), i)
+        buf, file = self.raw(i)
+        return decode_record(buf, file, i, checksum=self.checksum)
 
     def __repr__(self) -> str: return f"LMDBDataset({str(self.path)!r}, {len(self)} records)"

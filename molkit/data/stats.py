@@ -104,7 +104,7 @@ class DatasetStats:
         "Write JSON to `path` (a directory gets `stats.json`)."
         path = Path(path)
         if path.is_dir(): path = path / 'stats.json'
-        path.write_text(json.dumps(self.to_dict(), indent=1))
+        path.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False))  # NaN is not JSON: never written
         return path
 
     @classmethod
@@ -135,17 +135,26 @@ def compute_stats(records: Iterable, # `Data` graphs or labelled `Atoms`
                   linear_reference: Sequence[str] = (ENERGY,), # targets that get a fitted per-element reference
                   free_only: bool = True, # force RMS over atoms not held fixed
                   progress: bool = True, # show a progress bar
+                  source: str = 'records', # what `records` are (e.g. the dataset path), named in errors
                  ) -> DatasetStats:
-    "One pass over `records`: linear references, per-target mean/std/min/max, force RMS and atom counts."
+    "One pass over `records`: linear references, per-target mean/std/min/max, force RMS and atom counts; non-finite values are errors."
     counts, vals, idx = [], {t: [] for t in targets}, {t: [] for t in targets}
     f2, nf = 0.0, 0
     for i, rec in enumerate(tqdm(records, disable=not progress, desc='dataset statistics')):
         z, y, f, fixed = _record_fields(rec, targets)
-        counts.append(np.bincount(np.asarray(z, np.int64).ravel(), minlength=N_ELEMENTS).astype(np.uint16))
+        z = np.asarray(z, np.int64).ravel()
+        if z.size and (z.min() < 1 or z.max() >= N_ELEMENTS):
+            raise ValueError(f"{source}, record {i}: atomic numbers must be in 1..{N_ELEMENTS - 1}, got {sorted(set(z[(z < 1) | (z >= N_ELEMENTS)].tolist()))[:5]}")
+        counts.append(np.bincount(z, minlength=N_ELEMENTS).astype(np.uint16))
         for t, v in y.items():
-            if v is not None: vals[t].append(float(np.asarray(v, np.float64).reshape(()))); idx[t].append(i)
+            if v is None: continue
+            v = np.asarray(v, np.float64)
+            if v.size != 1: raise ValueError(f"{source}, record {i}: target '{t}' has {v.size} values; a graph-level target has one")
+            if not np.isfinite(v).all(): raise ValueError(f"{source}, record {i}: target '{t}' is {float(v.ravel()[0])}; statistics need finite labels")
+            vals[t].append(float(v.reshape(()))); idx[t].append(i)
         if f is not None:
             f = np.asarray(f, np.float64)[~np.asarray(fixed, bool)] if free_only and fixed is not None else np.asarray(f, np.float64)
+            if not np.isfinite(f).all(): raise ValueError(f"{source}, record {i}: forces hold {'NaN' if np.isnan(f).any() else 'inf'} values; statistics need finite labels")
             f2 += float((f * f).sum()); nf += f.size
     if not counts: raise ValueError('compute_stats: no records')
     X = np.array(counts, dtype=np.float64)

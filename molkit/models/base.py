@@ -4,7 +4,7 @@
 
 # %% ../../nbs/30_models.base.ipynb 3
 from __future__ import annotations
-import copy, dataclasses
+import copy, dataclasses, difflib, types, typing
 from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
@@ -16,7 +16,7 @@ from ..data.neighbors import radius_graph, edge_vectors
 
 # %% auto 0
 __all__ = ['N_Z', 'BACKBONES', 'STRAIN', 'batch_vector', 'num_graphs', 'BackboneConfig', 'Backbone', 'register_backbone',
-           'load_backbones', 'build_backbone', 'Head', 'strained', 'Model']
+           'load_backbones', 'build_backbone', 'check_backbone_cfg', 'Head', 'strained', 'Model']
 
 # %% ../../nbs/30_models.base.ipynb
 def batch_vector(data: Data | Batch) -> Tensor:  # [n_atoms] int64 graph index of each atom
@@ -97,7 +97,40 @@ def build_backbone(name: str,  # key of `BACKBONES`
     cls = BACKBONES[name]
     if preset is not None and preset not in cls.presets:
         raise KeyError(f"backbone {name!r} has no preset {preset!r}; presets: {sorted(cls.presets)}")
-    return cls(cls.presets[preset] if preset is not None else None, **cfg)
+    check_backbone_cfg(name, cls.Config, cfg)
+    try: return cls(cls.presets[preset] if preset is not None else None, **cfg)
+    except (TypeError, ValueError, KeyError, RuntimeError, IndexError) as e:
+        raise ValueError(f"backbone_cfg {cfg}: backbone {name!r} cannot be built with it ({type(e).__name__}: {e})") from None
+
+def _type_ok(tp: Any, v: Any) -> bool:
+    "Whether `v` fits annotation `tp` (plain types, unions, Literal; containers only by their own type)."
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType): return any(_type_ok(a, v) for a in args)
+    if origin is typing.Literal: return v in args
+    if tp is type(None): return v is None
+    if tp is float: return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if tp is int: return isinstance(v, int) and not isinstance(v, bool)
+    if isinstance(origin or tp, type): return isinstance(v, origin or tp)
+    return True
+
+def check_backbone_cfg(name: str,  # backbone name, for messages
+                       config: type[BackboneConfig],  # its config dataclass
+                       cfg: dict,  # `backbone_cfg` overrides
+                       ) -> None:
+    "Raise `ValueError` naming the `backbone_cfg` key for an unknown key, a value of the wrong type, or a non-positive size."
+    fields = {f.name: f for f in dataclasses.fields(config) if f.init}
+    hints = typing.get_type_hints(config)
+    for k, v in cfg.items():
+        if k not in fields:
+            close = difflib.get_close_matches(str(k), fields, n=1)
+            raise ValueError(f"backbone_cfg.{k}: unknown key for backbone {name!r}; valid keys: {sorted(fields)}"
+                             + (f"; did you mean {close[0]!r}?" if close else ''))
+        tp, default = hints[k], fields[k].default
+        if not _type_ok(tp, v):
+            raise ValueError(f"backbone_cfg.{k}: expected {getattr(tp, '__name__', None) or str(tp).replace('typing.', '')}, got {type(v).__name__} {v!r}")
+        positive = isinstance(default, (int, float)) and not isinstance(default, bool) and default > 0
+        if positive and isinstance(v, (int, float)) and not isinstance(v, bool) and not v > 0:  # sizes, counts, lengths
+            raise ValueError(f"backbone_cfg.{k}: must be > 0, got {v!r}")
 
 # %% ../../nbs/30_models.base.ipynb
 def _fp32(feats: dict[str, Tensor]) -> dict[str, Tensor]:

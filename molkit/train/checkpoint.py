@@ -4,7 +4,7 @@
 
 # %% ../../nbs/65_train.checkpoint.ipynb 3
 from __future__ import annotations
-import os, random, re, tempfile
+import os, random, re, tempfile, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -12,7 +12,7 @@ from torch import Tensor
 
 # %% auto 0
 __all__ = ['rng_state', 'set_rng_state', 'check_plain', 'save_checkpoint', 'CheckpointError', 'load_checkpoint',
-           'checkpoint_path', 'list_checkpoints', 'latest_checkpoint', 'prune_checkpoints']
+           'checkpoint_path', 'list_checkpoints', 'latest_checkpoint', 'load_latest_checkpoint', 'prune_checkpoints']
 
 # %% ../../nbs/65_train.checkpoint.ipynb
 def rng_state() -> dict:
@@ -65,14 +65,32 @@ def save_checkpoint(state: dict,  # plain nested dict (see `check_plain`)
 class CheckpointError(ValueError):
     "A file that is not a readable molkit checkpoint."
 
+def _why_unreadable(path: Path, e: Exception) -> str:
+    "What is wrong with a checkpoint file that `torch.load(weights_only=True)` refused, in one line (none of torch's advice)."
+    with open(path, 'rb') as f: head = f.read(4)
+    if not head: return 'empty file (0 bytes): the write was interrupted or the disk was full'
+    if head[:2] == b'\x80\x02' or (head[:1] == b'\x80' and not head.startswith(b'PK')):
+        return 'a raw pickle, not a torch.save zip archive: molkit never unpickles such files'
+    if not head.startswith(b'PK'): return f'not a PyTorch checkpoint (the file starts with {head!r})'
+    msg = ' '.join(str(e).split())
+    if msg.startswith('Weights only load failed'):  # keep what was refused, drop torch's advice on how to load it anyway
+        detail = msg.split('Check the documentation')[0].split('trusted source.')[-1].split('use case:')[-1]
+        detail = detail.replace('WeightsUnpickler error:', '').strip() or 'unsupported content'
+        return (f"holds Python objects that a weights-only load refuses ({detail.rstrip('.')}); a molkit checkpoint holds "
+                "only tensors and plain data: this file was not written by molkit, or was altered")
+    return f"truncated or corrupt ({type(e).__name__}: {msg.split('. ')[0]})"
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = 'cpu') -> dict:
-    "Read a checkpoint with `weights_only=True`; errors name the file."
+    "Read a checkpoint with `weights_only=True`; errors name the file and say what is wrong in one line."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try: return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"could not load checkpoint {path} (a molkit checkpoint loads with weights_only=True): "
-                              f"{str(e).splitlines()[0]}") from e
+    with open(path, 'rb') as f: zipped = f.read(2) == b'PK'  # torch.save writes a zip archive; anything else is refused unread
+    try:
+        if not zipped: raise ValueError('not a zip archive')
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e: raise CheckpointError(f"could not load checkpoint {path}: {_why_unreadable(path, e)}") from None
+    if not isinstance(state, dict): raise CheckpointError(f"could not load checkpoint {path}: holds a {type(state).__name__}, not a dict")
+    return state
 
 # %% ../../nbs/65_train.checkpoint.ipynb
 _CKPT = re.compile(r'^step_(\d+)\.pt$')
@@ -92,6 +110,19 @@ def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
     "The checkpoint with the highest step, or None."
     found = list_checkpoints(ckpt_dir)
     return found[-1] if found else None
+
+def load_latest_checkpoint(ckpt_dir: str | Path,  # a run's `checkpoints/` directory
+                           map_location: str | torch.device = 'cpu',
+                           ) -> tuple[Path | None, dict | None]:
+    "The newest readable checkpoint: (path, state), falling back past unreadable ones with a warning; (None, None) when there are none."
+    errors = []
+    for f in reversed(list_checkpoints(ckpt_dir)):
+        try: state = load_checkpoint(f, map_location)
+        except CheckpointError as e: errors.append(str(e)); continue
+        if errors: warnings.warn(f"resuming from {f.name}, the newest readable checkpoint; skipped: {'; '.join(errors)}")
+        return f, state
+    if errors: raise CheckpointError(f"no readable checkpoint in {ckpt_dir}: {'; '.join(errors)}")
+    return None, None
 
 def prune_checkpoints(ckpt_dir: str | Path, keep: int) -> list[Path]:
     "Delete all but the newest `keep` checkpoints (keep <= 0 keeps all); returns the deleted files."

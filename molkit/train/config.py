@@ -16,7 +16,7 @@ import yaml
 
 # %% auto 0
 __all__ = ['ConfigError', 'unknown_key_error', 'check_value', 'from_dict', 'to_dict', 'to_yaml', 'from_yaml', 'save_yaml',
-           'load_yaml', 'set_dotted', 'override']
+           'yaml_error', 'load_yaml', 'set_dotted', 'override']
 
 # %% ../../nbs/60_train.config.ipynb
 _T = TypeVar('_T')
@@ -150,10 +150,23 @@ def save_yaml(obj: Any, path: str | Path) -> Path:
     path.write_text(to_yaml(obj))
     return path
 
+def yaml_error(e: yaml.YAMLError, where: str) -> ConfigError:
+    "A one-line `ConfigError` for a YAML syntax error or a refused tag, naming `where` and the line."
+    mark = getattr(e, 'problem_mark', None) or getattr(e, 'context_mark', None)
+    at = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ''
+    problem = getattr(e, 'problem', None) or ' '.join(str(e).split())
+    if isinstance(e, yaml.constructor.ConstructorError) and 'tag' in problem:
+        tag = problem.split("tag '")[-1].rstrip("'").replace('tag:yaml.org,2002:', '!!')
+        return ConfigError(f"{where}{at}: YAML tag {tag} is not allowed (configs hold plain data: numbers, strings, lists, mappings)")
+    return ConfigError(f"{where}{at}: invalid YAML: {problem}" + (f" ({e.context})" if getattr(e, 'context', None) else ''))
+
 def load_yaml(cls: type[_T], path: str | Path) -> _T:
-    "Dataclass `cls` from the YAML file `path`; errors name the file."
-    try: return from_yaml(cls, Path(path).read_text())
+    "Dataclass `cls` from the YAML file `path`; errors (unknown keys, bad values, YAML syntax, tags) name the file."
+    try: text = Path(path).read_text()
+    except UnicodeDecodeError as e: raise ConfigError(f"{path}: not a text file ({e.reason} at byte {e.start})") from None
+    try: return from_yaml(cls, text)
     except ConfigError as e: raise ConfigError(f"{path}: {e}") from None
+    except yaml.YAMLError as e: raise yaml_error(e, str(path)) from None
 
 # %% ../../nbs/60_train.config.ipynb
 def set_dotted(d: dict, key: str, value: Any) -> dict:

@@ -4,6 +4,7 @@
 
 # %% ../../../nbs/13a_data.readers.molecules.ipynb 3
 from __future__ import annotations
+import zipfile
 from pathlib import Path
 from typing import Iterator
 import numpy as np
@@ -45,7 +46,9 @@ def conformers(path, record, # file and record (molecule / group), for error mes
     for i in range(N):
         if not np.isfinite(pos[i]).all(): raise reader_error(path, f"{record}/{i}", 'finite positions', 'NaN or inf')
         if not (np.isfinite(energy[i]) and (forces is None or np.isfinite(forces[i]).all())):
-            if on_nan == 'raise': raise reader_error(path, f"{record}/{i}", 'finite energy and forces', 'NaN')
+            if on_nan == 'raise':
+                bad = np.concatenate([np.ravel(energy[i]), np.ravel(forces[i]) if forces is not None else []])
+                raise reader_error(path, f"{record}/{i}", 'finite energy and forces', 'NaN' if np.isnan(bad).any() else 'inf')
             report.skip('NaN energy or forces', f"{record}/{i}"); continue
         report.n_read += 1
         yield labelled_atoms(z, pos[i] * pos_scale, energy=energy[i] * e_scale,
@@ -53,12 +56,23 @@ def conformers(path, record, # file and record (molecule / group), for error mes
                              info={**(info or {}), 'fid': i, **{k: v[i].item() for k, v in frame_info.items()}})
 
 # %% ../../../nbs/13a_data.readers.molecules.ipynb
+_ZIP_MAGIC = (b'PK\x03\x04', b'PK\x05\x06')  # a zip archive with members, an empty zip archive
+
 def _npz(path) -> dict:
-    "Load an `.npz` without unpickling (object arrays are refused)."
-    path = Path(path)
+    "Load an `.npz` without unpickling (object arrays are refused); anything else is named for what it is."
+    path, want = Path(path), 'a NumPy .npz archive'
+    try:
+        with open(path, 'rb') as f: head = f.read(8)
+    except OSError as e: raise reader_error(path, '-', want, e.strerror or str(e)) from None
+    if not head: raise reader_error(path, '-', want, 'an empty file (0 bytes)')
+    if head.startswith(b'\x93NUMPY'): raise reader_error(path, '-', want, 'a single .npy array')
+    if head[:4] not in _ZIP_MAGIC: raise reader_error(path, '-', want, f"a file that is not a zip archive (starts with {head!r})")
     try:
         with np.load(path, allow_pickle=False) as f: return dict(f)
-    except (OSError, ValueError) as e: raise reader_error(path, '-', 'a NumPy .npz archive without pickled objects', f"{type(e).__name__}: {e}") from e
+    except ValueError as e:
+        if 'pickle' in str(e): raise reader_error(path, '-', f"{want} of numeric arrays", 'an array of pickled Python objects (molkit never unpickles data)') from None
+        raise reader_error(path, '-', want, f"{type(e).__name__}: {e}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e: raise reader_error(path, '-', want, f"a damaged archive ({type(e).__name__}: {e})") from None
 
 def _need(path, record, keys, have) -> None:
     "Raise naming the first of `keys` missing from `have`."
