@@ -185,6 +185,15 @@ class Model(nn.Module):
         state_dict.setdefault(prefix + 'seen_elements', torch.zeros(N_Z, dtype=torch.bool))
         super()._load_from_state_dict(state_dict, prefix, *args, **kw)
 
+    def check_elements(self, data: Data | Batch):
+        "Fail, naming the elements, if `data` holds atomic numbers the backbone has no embedding for."
+        max_z = getattr(self.backbone.cfg, 'max_z', None)
+        if max_z is None: return
+        z = data.z
+        if bool((z >= max_z).any()) or bool((z < 1).any()):
+            bad = sorted({int(v) for v in z[(z >= max_z) | (z < 1)].tolist()})
+            raise ValueError(f"atomic numbers {bad}: the backbone {type(self.backbone).__name__} embeds 1..{max_z - 1} (max_z={max_z})")
+
     def unseen_elements(self, data: Data | Batch) -> tuple[list[int], int]:  # (atomic numbers, structures holding any)
         "Elements of `data` absent from the training data, and how many structures hold one (none if unknown)."
         seen = self.seen_elements.to(data.z.device)

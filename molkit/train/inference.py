@@ -113,6 +113,7 @@ def run_outputs(model: nn.Module, ds, device: torch.device, batch_size: int = 64
     for batch in tqdm(_loader(ds, indices, batch_size), disable=not progress, desc='inference', leave=False):
         batch = batch.to(device)
         if hasattr(model, 'unseen_elements'):
+            model.check_elements(batch)
             els, n = model.unseen_elements(batch); unseen.update(els); n_unseen += n
         with torch.no_grad(): out = model(batch)
         yield batch, out

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/67c_train.loop.ipynb 3
 from __future__ import annotations
-import csv, json, math, os, random, sys, time
+import csv, json, math, os, random, sys, time, warnings
 import numpy as np
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -16,7 +16,7 @@ from torch import nn, Tensor
 from torch_geometric.data import Batch, Data
 from tqdm.auto import tqdm
 from .amp import Precision
-from .checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints,
+from .checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, load_latest_checkpoint, prune_checkpoints,
                                      rng_state, save_checkpoint, set_rng_state)
 from .config import ConfigError, save_yaml, to_dict
 from .ema import EMA
@@ -72,7 +72,9 @@ class Run:
         self.model = build_model(cfg.model, labels).to(device)  # distribution heads: bins from the normalised labels
         self.levels = levels_of(self.model)
         if cfg.init is not None: init_from_checkpoint(self.model, cfg.model, cfg.init)  # fine-tuning: a trained backbone
-        self.model.seen_elements[training_elements(splits['train'], cfg.data, cfg.seed)] = True  # eval warns on others
+        seen = training_elements(splits['train'], cfg.data, cfg.seed)
+        self.model.check_elements(Data(z=torch.tensor(seen)))  # every training element has an embedding row
+        self.model.seen_elements[seen] = True  # eval warns on others
         self.ddp = self.model
         if self.world > 1:
             unused = set(cfg.model.heads) != set(cfg.targets)
@@ -88,6 +90,7 @@ class Run:
         self.step = self.epoch = self.batch_in_epoch = 0
         self.best: float | None = None  # best validation MAE of the first loss target
         self.bad_evals = 0  # validations since the last new best (early stopping)
+        self.warned_nonfinite = False  # a non-finite validation metric is reported once
         self.stopped: str | None = None  # why training stopped before its budget, if it did
         self.last_checkpoint: Path | None = None  # last periodic checkpoint written by this process
         self.schedule.apply(self.optimizer, 0)
@@ -183,10 +186,15 @@ class Run:
         with self.ema_weights():
             m = evaluate_model(self.model, self.splits['val'], self.norms, self.device, self.cfg.data.eval_batch_size,
                                free_atoms_only=self.cfg.train.eval_free_atoms_only, datasets=self.datasets)
-        primary = m.get(f'{self.cfg.loss[0].target}_mae', math.nan)
-        improved = not math.isnan(primary) and (self.best is None or primary < self.best)
+        key = f'{self.cfg.loss[0].target}_mae'
+        primary = m.get(key, math.nan)
+        if not math.isfinite(primary) and self.rank == 0 and not self.warned_nonfinite:
+            self.warned_nonfinite = True
+            warnings.warn(f"validation {key} is {primary}: non-finite validation labels or predictions; no best checkpoint "
+                          "is kept until it is finite (check the data with `molkit verify DATASET`)")
+        improved = math.isfinite(primary) and (self.best is None or primary < self.best)
         if improved: self.best = primary
-        if not math.isnan(primary): self.schedule.observe(self.step, primary)  # plateau phase, if configured
+        if math.isfinite(primary): self.schedule.observe(self.step, primary)  # plateau phase, if configured
         row = {'step': self.step, 'epoch': self.epoch, **{f'val_{k}': v for k, v in m.items()}, 'time_s': time.time() - t0}
         if self.rank == 0:
             append_jsonl(Path(self.cfg.run_dir) / 'evals.jsonl', row); append_csv(Path(self.cfg.run_dir) / 'metrics.csv', row)
@@ -257,8 +265,9 @@ def _restore(run: Run, resume: bool) -> bool:
     run_dir = Path(run.cfg.run_dir)
     ckpt = latest_checkpoint(run_dir / 'checkpoints')
     if ckpt is None: return False
-    if not resume: raise FileExistsError(f"{run_dir} already has checkpoints (latest {ckpt.name}); resume (--resume on the command line) or use another run_dir")
-    run.load_state_dict(load_checkpoint(ckpt))
+    if not resume: raise FileExistsError(f"{run_dir} already has checkpoints (latest {ckpt.name}); pass --resume (resume=True from Python) or use another run_dir")
+    ckpt, state = load_latest_checkpoint(run_dir / 'checkpoints')  # falls back past an unreadable newest one, saying so
+    run.load_state_dict(state)
     if run.rank == 0:
         for f in ('steps.jsonl', 'epochs.jsonl', 'evals.jsonl'): truncate_jsonl(run_dir / f, run.step)
         (run_dir / 'metrics.csv').unlink(missing_ok=True)

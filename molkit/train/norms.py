@@ -75,7 +75,8 @@ def fit_dataset_norms(ds: Sequence[Data],  # one dataset's training split
     label = {n: head_dataset(n)[1] for n in heads}
     direct = [n for n, s in heads.items() if s.energy_head is None]
     graph, atom = [n for n in direct if heads[n].level == 'graph'], [n for n in direct if heads[n].level == 'atom']
-    st = compute_stats(items, [label[n] for n in graph], [label[n] for n in graph if label[n] in spec.linear_reference], progress=False)
+    st = compute_stats(items, [label[n] for n in graph], [label[n] for n in graph if label[n] in spec.linear_reference], progress=False,
+                       source=f"dataset {spec.name!r} ({spec.source}), training split (record = position in the sample)")
     for n in graph:
         t = st.targets[label[n]]; ref = t.linear_reference
         out[n] = TargetNorm(t.mean if data_cfg.normalize else 0.0, max(t.std, 1e-12) if data_cfg.normalize else 1.0,
