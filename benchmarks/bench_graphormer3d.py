@@ -1,7 +1,8 @@
 """Graphormer-3D: SDPA attention vs a plain softmax(QKᵀ/√d + bias)V, step time and peak memory at ~200 atoms per structure.
 
 Two measurements per attention path, each in a fresh subprocess so peak memory is not shared:
-  attention  the biased multi-head attention alone (forward + backward) on [B, H, N, N] logits;
+  attention            the biased multi-head attention alone (forward + backward), bias a constant;
+  attention_bias_grad  the same with a bias that needs a gradient, as in the model (the bias is learned);
   step       a full training step (forward, energy sum, backward) of the Graphormer-3D backbone.
 Structures: Cu(111) 6×6×5 slabs with a CO adsorbate (182 atoms, padded to N = 184), periodic images off so N is fixed.
 
@@ -62,6 +63,7 @@ def measure(kind: str, attention: str, device: str, dtype: str, batch: int, step
         H, D, N = cfg['num_heads'], cfg['hidden_dim'], 184
         q, k, v = (torch.randn(batch, H, N, D // H, device=device, requires_grad=True) for _ in range(3))
         bias = torch.randn(batch, H, N, N, device=device); bias[..., 182:] = float('-inf')
+        bias.requires_grad_(kind == 'attention_bias_grad')  # in the model the bias is learned, so it needs a gradient
         def forward():
             with amp: return ATTENTION[attention](q, k, v, bias).float().sum()
         exclude = {t.untyped_storage().data_ptr() for t in (q, k, v, bias)}
@@ -80,6 +82,10 @@ def measure(kind: str, attention: str, device: str, dtype: str, batch: int, step
             'ms': 1e3 * float(np.median(times)), 'saved_mib': saved, 'peak_mib': peak, 'threads': torch.get_num_threads()}
 
 
+def cuda_peak(r: dict) -> str:
+    return 'not measured (CPU)' if r['device'] == 'cpu' else f"{r['peak_mib']:.0f}"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
@@ -91,7 +97,7 @@ def main():
         print(json.dumps(measure(**json.loads(a.one)))); return
     dtypes = ['fp32', 'bf16'] if a.device == 'cuda' else ['fp32']
     rows = []
-    for kind in ('attention', 'step'):
+    for kind in ('attention', 'attention_bias_grad', 'step'):
         for dtype in dtypes:
             for att in ('math', 'sdpa'):
                 spec = dict(kind=kind, attention=att, device=a.device, dtype=dtype, batch=a.batch, steps=a.steps)
@@ -103,7 +109,7 @@ def main():
     for r in rows:
         ref = next(x for x in rows if x['kind'] == r['kind'] and x['dtype'] == r['dtype'] and x['attention'] == 'math')
         print(f"| {r['kind']} (B={r['batch']}) | {r['device']} | {r['dtype']} | {r['attention']} | {r['ms']:.1f} | "
-              f"{r['saved_mib']:.1f} | {'not measured (CPU)' if r['device'] == 'cpu' else f"{r['peak_mib']:.0f}"} | "
+              f"{r['saved_mib']:.1f} | {cuda_peak(r)} | "
               f"{ref['ms'] / r['ms']:.2f}× | {r['saved_mib'] / max(ref['saved_mib'], 1e-9):.2f} |")
 
 
