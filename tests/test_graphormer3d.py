@@ -7,8 +7,12 @@ from molkit.data.emt import EMTConfig, write_emt_dataset
 
 
 @pytest.fixture(scope='module')
-def is2re(tmp_path_factory):
-    return write_emt_dataset(EMTConfig(n_systems=16, seed=5), tmp_path_factory.mktemp('emt'), progress=False)['is2re']
+def emt(tmp_path_factory):
+    return write_emt_dataset(EMTConfig(n_systems=16, seed=5), tmp_path_factory.mktemp('emt'), progress=False)
+
+
+@pytest.fixture(scope='module')
+def is2re(emt): return emt['is2re']
 
 
 def molkit(*args):
@@ -43,3 +47,18 @@ def test_train_and_eval_from_the_command_line(tmp_path, is2re, head, loss):
     metrics = json.loads((tmp_path / 'm.json').read_text())
     assert np.isfinite(metrics['ads_energy_relaxed_mae'])
     if head['type'] == 'dist': assert np.isfinite(metrics['ads_energy_relaxed_nll'])
+
+
+def test_node_head_direct_forces_from_the_command_line(tmp_path, emt):
+    "S2EF frames: tag-weighted energy plus direct forces from the Graphormer node head; force metrics reported."
+    c = config(emt['s2ef'], tmp_path / 'run', {'type': 'g3d_energy'}, {'fn': 'l1'})
+    c['data'].update(split={'train': 40, 'val': 8, 'test': 8}, linear_reference=['energy'])
+    c['model']['heads'] = {'energy': {'type': 'g3d_energy'}, 'forces': {'type': 'g3d_node'}}
+    c['loss'] = [{'target': 'energy', 'fn': 'l1'}, {'target': 'forces', 'fn': 'l2mae', 'weight': 10.0, 'free_atoms_only': True}]
+    cfg = tmp_path / 'g3d.yaml'
+    cfg.write_text(yaml.safe_dump(c))
+    assert '6 steps' in molkit('train', cfg)
+    ckpt = sorted((tmp_path / 'run' / 'checkpoints').glob('step_*.pt'))[-1]
+    molkit('eval', ckpt, '--split', 'test', '--out', tmp_path / 'm.json')
+    metrics = json.loads((tmp_path / 'm.json').read_text())
+    assert np.isfinite(metrics['energy_mae']) and np.isfinite(metrics['forces_mae'])
