@@ -133,7 +133,8 @@ class Graphormer3D(Backbone):
 
     def dense(self, data: Data | Batch) -> DenseBatch:
         "The dense batch of `data` with the configured images and padding; checks atomic numbers and tags."
-        db, c = dense_batch(data, c.cutoff if (c := self.cfg).images else None, c.pad_multiple), self.cfg
+        c = self.cfg
+        db = dense_batch(data, c.cutoff if c.images else None, c.pad_multiple)
         if int(db.z.max()) >= c.max_z: raise ValueError(f"graphormer3d: atomic number {int(db.z.max())} >= max_z {c.max_z}")
         if int(db.tags.max()) >= c.num_tags or int(db.tags.min()) < 0:
             raise ValueError(f"graphormer3d: tags must be in 0..{c.num_tags - 1} (OC20 convention), got {db.tags.unique().tolist()}")
