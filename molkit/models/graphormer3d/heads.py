@@ -44,6 +44,7 @@ class TagEnergyHead(Head):
 # %% ../../../nbs/36c_models.graphormer3d.heads.ipynb
 class NodeHead(Head):
     "Per-atom 3-vectors [n_atoms, 3] from direction-weighted attention over the dense features (forces or Δpos)."
+    level = 'atom'  # one 3-vector per atom
     def __init__(self, in_dim: int,  # D, width of the backbone features
                  dropout: float = 0.1,  # attention dropout (reference value)
                  tied: bool = True,  # one bias-free read-out for x, y, z (equivariant); False: three with biases (reference)
