@@ -62,3 +62,18 @@ def test_node_head_direct_forces_from_the_command_line(tmp_path, emt):
     molkit('eval', ckpt, '--split', 'test', '--out', tmp_path / 'm.json')
     metrics = json.loads((tmp_path / 'm.json').read_text())
     assert np.isfinite(metrics['energy_mae']) and np.isfinite(metrics['forces_mae'])
+
+
+def test_is2re_with_auxiliary_deltapos_loss(tmp_path, is2re):
+    "IS2RE with Graphormer-3D's auxiliary Δpos loss (pos_relaxed − pos, surface and adsorbate atoms, weight 15 → 1); eval reports EwT."
+    c = config(is2re, tmp_path / 'run', {'type': 'g3d_energy'}, {'fn': 'l1'})
+    c['model']['heads']['delta_pos'] = {'type': 'g3d_node', 'min_tag': 1}
+    c['loss'].append({'target': 'delta_pos', 'fn': 'l2mae', 'weight': 15.0, 'weight_end': 1.0, 'weight_steps': 6,
+                      'min_tag': 1, 'reduction': 'structurewise'})
+    (tmp_path / 'c.yaml').write_text(yaml.safe_dump(c))
+    molkit('train', tmp_path / 'c.yaml')
+    steps = [json.loads(l) for l in (tmp_path / 'run' / 'steps.jsonl').read_text().splitlines()]
+    assert all(np.isfinite(s['delta_pos']) for s in steps)
+    out = molkit('eval', tmp_path / 'run', '--split', 'test', '--out', tmp_path / 'm.json')
+    m = json.loads((tmp_path / 'm.json').read_text())
+    assert 0 <= m['ads_energy_relaxed_within_threshold'] <= 1 and np.isfinite(m['delta_pos_mae']), out

@@ -17,8 +17,9 @@ from ..data.splits import random_split, load_split
 from .config import ConfigError, from_dict
 
 # %% auto 0
-__all__ = ['DATASET_ID', 'DATASETS', 'STRUCTURE_FIELDS', 'DatasetSpec', 'DataConfig', 'head_dataset', 'temperature_probs',
-           'expansion_counts', 'AtomsDataset', 'load_dataset', 'Subset', 'spec_splits', 'TaskDataset', 'build_splits']
+__all__ = ['DATASET_ID', 'DERIVED_LABELS', 'DATASETS', 'STRUCTURE_FIELDS', 'DatasetSpec', 'DataConfig', 'label_of',
+           'head_dataset', 'temperature_probs', 'expansion_counts', 'AtomsDataset', 'load_dataset', 'Subset',
+           'spec_splits', 'TaskDataset', 'build_splits']
 
 # %% ../../nbs/66b_train.data.ipynb
 DATASET_ID = 'dataset'  # graph-level int64 [1]: index of the graph's dataset in `data.datasets`
@@ -87,6 +88,18 @@ def _default(cls: type, name: str):
     "Default value of dataclass field `name`."
     f = cls.__dataclass_fields__[name]
     return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+def _delta_pos(d: Data) -> Tensor | None:  # [n_atoms, 3] Å
+    "Relaxed minus initial positions (IS2RS / Graphormer-3D's auxiliary Δpos target)."
+    return None if d.get('pos_relaxed') is None else d['pos_relaxed'] - d[POS]
+
+DERIVED_LABELS: dict[str, Callable[[Data], Tensor | None]] = {'delta_pos': _delta_pos}  # label -> computed from a graph's fields
+
+def label_of(d: Data, label: str) -> Tensor | None:
+    "A graph's (or batch's) label: a stored field, else one derived from other fields (`DERIVED_LABELS`); None if neither."
+    v = d.get(label)
+    if v is None and label in DERIVED_LABELS: v = DERIVED_LABELS[label](d)
+    return v
 
 def head_dataset(name: str,  # head name: 'label' (one dataset) or 'dataset/label'
                  ) -> tuple[str | None, str]:  # (dataset name or None, label key in the batch)

@@ -13,7 +13,7 @@ from torch_geometric.data import Batch, Data
 from tqdm.auto import tqdm
 from ..keys import FIELDS, FIXED
 from ..metrics.accumulate import MetricAccumulator
-from ..metrics.oc import oc_terms
+from ..metrics.oc import EWT_ENERGY, oc_terms
 from ..metrics.regression import regression_terms
 from .checkpoint import load_checkpoint
 from .ema import EMA
@@ -21,15 +21,16 @@ from .losses import is_distribution_head
 from ..targets.binning import Bins
 from ..targets.uncertainty import coverage_curve, coverage_error, entropy, histogram_nll, spearman
 from .sampling import shard_indices
-from .data import DATASET_ID, Subset, TaskDataset, build_splits, head_dataset, load_dataset
+from .data import DATASET_ID, Subset, TaskDataset, build_splits, head_dataset, label_of, load_dataset
 from .model import ModelConfig, build_model
 from .norms import TargetNorm
 from .setup import ExperimentConfig, load_config
 
 # %% auto 0
-__all__ = ['levels_of', 'normalized_targets', 'denormalized', 'task_masks', 'point_predictions', 'distribution_labels',
-           'UnseenElementWarning', 'warn_unseen', 'run_outputs', 'run_inference', 'evaluate_model', 'head_distribution',
-           'distribution_outputs', 'distribution_metrics', 'load_trained', 'task_labels', 'evaluate', 'predict']
+__all__ = ['ENERGY_LABELS', 'levels_of', 'normalized_targets', 'denormalized', 'task_masks', 'point_predictions',
+           'distribution_labels', 'UnseenElementWarning', 'warn_unseen', 'run_outputs', 'run_inference',
+           'evaluate_model', 'head_distribution', 'distribution_outputs', 'distribution_metrics', 'load_trained',
+           'task_labels', 'evaluate', 'predict']
 
 # %% ../../nbs/67b_train.inference.ipynb
 class _Levels(dict):
@@ -45,7 +46,7 @@ def levels_of(model: nn.Module) -> dict[str, str]:
 def normalized_targets(batch: Batch, norms: dict[str, TargetNorm], names: Sequence[str],
                        levels: dict[str, str]) -> dict[str, Tensor]:  # head -> normalised fp32 label
     "Normalised fp32 labels of `batch` for the heads `names` (head 'dataset/label' reads `batch[label]`)."
-    return {n: norms[n].normalize(batch[head_dataset(n)[1]], batch, levels[n] == 'atom') for n in names}
+    return {n: norms[n].normalize(label_of(batch, head_dataset(n)[1]), batch, levels[n] == 'atom') for n in names}
 
 def denormalized(preds: dict[str, Tensor], batch: Batch, norms: dict[str, TargetNorm],
                  levels: dict[str, str]) -> dict[str, Tensor]:
@@ -127,7 +128,8 @@ def run_inference(model: nn.Module, ds, norms: dict[str, TargetNorm], device: to
 
 def _eval_target(batch: Batch, label: str, atom: bool, free_only: bool, valid: Tensor | None) -> Tensor:
     "Label `label`, NaN (left out of the metrics) on atoms held fixed when `free_only` and on graphs not `valid`."
-    y = batch[label].double() if not atom else batch[label]
+    y = label_of(batch, label)
+    y = y.double() if not atom else y
     if atom and free_only and batch.get(FIXED) is not None:
         y = y.masked_fill(batch[FIXED].bool().reshape(-1, *([1] * (y.dim() - 1))), math.nan)
     if valid is not None:
@@ -135,18 +137,24 @@ def _eval_target(batch: Batch, label: str, atom: bool, free_only: bool, valid: T
         y = y.masked_fill(~rows.reshape(-1, *([1] * (y.dim() - 1))), math.nan)
     return y
 
+ENERGY_LABELS = ('energy', 'energy_relaxed', 'ads_energy', 'ads_energy_relaxed')  # eV labels with an EwT (OC20)
+
 def _oc_threshold_terms(acc: MetricAccumulator, pred: dict[str, Tensor], batch: Batch, valid: dict[str, Tensor],
                         free_only: bool):
-    "EwT and EFwT (OC20 definitions) for every dataset with heads '<prefix>energy' and '<prefix>forces'."
-    for e in [k for k in pred if head_dataset(k)[1] == 'energy']:
-        f = e[:-len('energy')] + 'forces'
-        if f not in pred or batch.get('forces') is None: continue
-        terms = oc_terms(batch, energy=pred[e], forces=pred[f], free='fixed' if free_only and batch.get(FIXED) is not None else 'all')
+    "EwT of every energy-like head (S2EF and direct IS2RE), and EFwT where '<prefix>energy' has a '<prefix>forces' head."
+    for e in pred:
+        label = head_dataset(e)[1]
+        if label not in ENERGY_LABELS or batch.get(label) is None: continue
         m = valid.get(e)
-        for name in ('energy_within_threshold', 'energy_force_within_threshold'):
-            t, c = terms[name]
-            if m is not None: t, c = t * m, c * m
-            acc.add(e[:-len('energy')] + name, t, c)
+        ok = ((pred[e].double().reshape(-1) - batch[label].double().reshape(-1)).abs() < EWT_ENERGY).double()
+        c = torch.ones_like(ok)
+        if m is not None: ok, c = ok * m, c * m
+        acc.add(f'{e}_within_threshold', ok, c)
+        f = e[:-len(label)] + 'forces'
+        if label != 'energy' or f not in pred or batch.get('forces') is None: continue
+        t, c = oc_terms(batch, energy=pred[e], forces=pred[f], free='fixed' if free_only and batch.get(FIXED) is not None else 'all')['energy_force_within_threshold']
+        if m is not None: t, c = t * m, c * m
+        acc.add(e[:-len(label)] + 'energy_force_within_threshold', t, c)
 
 def evaluate_model(model: nn.Module, ds, norms: dict[str, TargetNorm], device: torch.device,
                    batch_size: int = 64, progress: bool = False,

@@ -140,7 +140,7 @@ class Run:
                 with self.prec.autocast(): preds = self.ddp(batch, names)
                 log_gn = i == 0 and self.logs_grad_norms()
                 targets, valid = normalized_targets(batch, self.norms, names, self.levels), task_masks(batch, names, self.datasets)
-                with self.prec.fp32(): loss, parts = total_loss(specs, preds, targets, batch, self.model.heads, not log_gn, valid)
+                with self.prec.fp32(): loss, parts = total_loss(specs, preds, targets, batch, self.model.heads, not log_gn, valid, self.step)
                 if log_gn: terms.update(self.term_gradient_norms(parts)); parts = {k: v.detach() for k, v in parts.items()}
                 self.prec.backward(loss / len(batches))
             finite &= bool(torch.isfinite(loss))
@@ -237,7 +237,7 @@ class Run:
             for group in self.step_groups():
                 out = self.train_step(group)
                 self.batch_in_epoch += len(group); losses.append(out['loss'])
-                bar.update(1); bar.set_postfix(loss=f"{out['loss']:.4g}", lr=f"{out['lr']:.2e}")
+                bar.update(1); bar.set_postfix(loss=f"{out['loss']:.4g}", lr=f"{out['lr']:.2e}", refresh=False)
                 self.after_step(out, total, evals)
                 if self.step >= total or self.stopped: break
             else:

@@ -12,7 +12,7 @@ import torch.distributed as dist
 from ..distributed import world_size
 from torch import Tensor
 from torch_geometric.data import Batch
-from ..keys import FIELDS, FIXED
+from ..keys import FIELDS, FIXED, TAGS
 from ..targets.binning import TargetConfig
 from ..targets.losses import LossConfig
 from ..targets.dmoe import HistogramHead
@@ -92,6 +92,15 @@ class LossSpec:
     pred: str | None = None  # key in the model's prediction dict; None = `target`
     l1_weight: float = 1.0  # soft-target losses: λ in CE + λ·L1 (`molkit.targets.losses.LossConfig`)
     l1_ref: str = 'target'  # soft-target losses: L1 against E[target histogram] ('target') or the raw label ('label')
+    min_tag: int | None = None  # atom-level targets: count only atoms with tag >= min_tag (OC20: 1 = surface and adsorbate)
+    weight_end: float | None = None  # decay the weight linearly to this value ... (None: constant weight)
+    weight_steps: int = 0  # ... over this many optimiser steps (Graphormer-3D's Δpos loss: 15 -> 1)
+
+    def weight_at(self, step: int) -> float:
+        "This term's weight at optimiser step `step`."
+        if self.weight_end is None or self.weight_steps <= 0: return self.weight
+        f = min(max(step, 0) / self.weight_steps, 1.0)
+        return self.weight + f * (self.weight_end - self.weight)
 
     def __post_init__(self):
         if self.fn not in LOSS_FNS and self.fn not in SOFT_LOSSES:
@@ -104,6 +113,7 @@ class LossSpec:
         atom = level == 'atom' if level is not None else is_atom_level(self.target, y, batch)
         mask = torch.ones(y.shape[0], dtype=torch.bool, device=y.device)
         if atom and self.free_atoms_only and batch.get(FIXED) is not None: mask = ~batch[FIXED].bool()
+        if atom and self.min_tag is not None: mask = mask & (batch[TAGS] >= self.min_tag)
         if valid is not None: mask = mask & (valid[batch.batch] if atom and getattr(batch, 'batch', None) is not None else valid)
         return atom, mask
 
@@ -163,13 +173,14 @@ def total_loss(specs: list[LossSpec],  # the loss terms
                heads: dict | None = None,  # the model's heads: their level, and the soft-target losses
                detach: bool = True,  # False: terms stay attached to the graph (for `term_grad_norms`)
                valid: dict[str, Tensor] | None = None,  # head -> [n_graphs] bool, graphs carrying its label (several datasets)
+               step: int = 0,  # optimiser step, for decaying weights (`LossSpec.weight_end`)
                ) -> tuple[Tensor, dict[str, Tensor]]:  # (scalar fp32 loss, term per target and '<target>/ce', '/l1')
     "Weighted sum of the loss terms; each term is a global mean under DDP."
     terms, logs, loss = {}, {}, 0.0
     for s, name in zip(specs, term_names(specs)):
         num, den, sub = _term(s, preds, targets, batch, heads, (valid or {}).get(s.pred or s.target))
         terms[name] = global_mean(num, den)
-        loss = loss + s.weight * terms[name]
+        loss = loss + s.weight_at(step) * terms[name]
         logs.update({f'{name}/{k}': v for k, v in sub.items()})
     return loss, {k: v.detach() if detach else v for k, v in {**terms, **logs}.items()}
 

@@ -14,7 +14,7 @@ from ..keys import Z
 from ..models.base import batch_vector
 from ..data.stats import compute_stats
 from .config import ConfigError
-from .data import DataConfig, DatasetSpec, TaskDataset, head_dataset
+from .data import DataConfig, DatasetSpec, TaskDataset, head_dataset, label_of
 from .model import ModelConfig, HeadSpec
 
 # %% auto 0
@@ -62,7 +62,7 @@ def _check_labels(items: list[Data], heads: dict[str, HeadSpec], spec: DatasetSp
     "Every direct head's label is in the dataset's records."
     for name, s in heads.items():
         label = head_dataset(name)[1]
-        if s.energy_head is None and items and items[0].get(label) is None:
+        if s.energy_head is None and items and label_of(items[0], label) is None:
             have = sorted(k for k in items[0].keys() if k not in ('z', 'pos', 'cell', 'pbc', 'natoms'))
             raise ConfigError(f"model.heads.{name}: dataset {spec.name!r} ({spec.source}) has no label {label!r}; its records carry {have}")
 
@@ -82,7 +82,7 @@ def fit_dataset_norms(ds: Sequence[Data],  # one dataset's training split
         out[n] = TargetNorm(t.mean if data_cfg.normalize else 0.0, max(t.std, 1e-12) if data_cfg.normalize else 1.0,
                             torch.tensor(ref, dtype=torch.float64) if ref is not None else None)
     for n in atom:
-        rms = torch.cat([d[label[n]].double().flatten() for d in items]).square().mean().sqrt()
+        rms = torch.cat([label_of(d, label[n]).double().flatten() for d in items]).square().mean().sqrt()
         out[n] = TargetNorm(0.0, float(rms.clamp_min(1e-12)) if data_cfg.normalize else 1.0)
     for n, s in heads.items():
         if s.energy_head is not None: out[n] = TargetNorm(0.0, out[s.energy_head].std)

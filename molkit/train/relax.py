@@ -130,7 +130,7 @@ def is2re_by_relaxation(model: CalculatorSource,  # checkpoint path, (model, nor
         terms = system_terms(rec, relaxed, free)
         acc.add_terms(terms)
         rows.append(_system_row(i, rec, relaxed, info, terms, keep_structures))
-        bar.set_postfix(energy_mae=f"{acc.compute()['all']['energy_mae']:.3f}")
+        bar.set_postfix(energy_mae=f"{acc.compute()['all']['energy_mae']:.3f}", refresh=False)
     out = {**acc.compute().get('all', {}), 'n_systems': len(rows),
            'converged_fraction': float(np.mean([r['converged'] for r in rows])) if rows else float('nan'),
            'mean_steps': float(np.mean([r['steps'] for r in rows])) if rows else float('nan')}
