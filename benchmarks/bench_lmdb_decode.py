@@ -1,7 +1,7 @@
 """Decode cost of molkit's LMDB records (safetensors) vs legacy OCP/fairchem records (pickled PyG Data), side by side.
 
 Same OC20-like records in both formats (80-atom slabs, and sizes ~ N(73, 30) clipped to 10..225 as in
-performance_anchors.md §4.2): pos, atomic numbers, cell, natoms, tags, fixed, energy, forces, sid, fid.
+OC20 S2EF): pos, atomic numbers, cell, natoms, tags, fixed, energy, forces, sid, fid.
 
 - decode: bytes -> object. legacy = `pickle.loads` only (no field mapping); molkit = `decode_record`
   (CRC-32 of the record, header check, dtype/shape validation, finite positions, contract `Data`).
