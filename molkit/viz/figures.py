@@ -14,7 +14,7 @@ from ..targets.uncertainty import spearman
 
 # %% auto 0
 __all__ = ['distribution_figure', 'distributions_grid', 'parity_figure', 'calibration_figure', 'uncertainty_error_figure',
-           'per_dataset_errors_figure', 'bias_figure']
+           'per_dataset_errors_figure', 'bias_figure', 'roundtrip_figure', 'bias_sigma_figure', 'distance_bias_figure']
 
 # %% ../../nbs/70_viz.figures.ipynb
 def _np(x) -> np.ndarray:
@@ -255,3 +255,31 @@ def bias_figure(labels,  # [N] labels, label units
     fig.update_yaxes(title_text='CE (nats)', row=1, col=2)
     fig.update_yaxes(title_text=f'|E[pred] − y| ({unit})', row=1, col=2, secondary_y=True)
     return fig.update_layout(title=title)
+
+# %% ../../nbs/70_viz.figures.ipynb
+def roundtrip_figure(y: np.ndarray,  # [N] labels
+                     errs: dict[str, np.ndarray],  # name -> [N] round-trip errors
+                     edges: np.ndarray | None = None,  # [K+1] bin edges to mark
+                    ) -> go.Figure:
+    "Round-trip error against the label, one trace per configuration."
+    y = np.asarray(y); order = np.argsort(y)
+    fig = go.Figure([go.Scatter(x=y[order], y=np.asarray(e)[order], name=k, mode='lines') for k, e in errs.items()])
+    for x in ([] if edges is None else np.asarray(edges)): fig.add_vline(x=x, line_width=0.5, line_color='lightgray')
+    return fig.update_layout(title='Quantization bias: label → soft target → expected value',
+                             xaxis_title='label', yaxis_title='E[p(y)] − y')
+
+def bias_sigma_figure(sweep: dict[str, np.ndarray]) -> go.Figure:
+    "Interior and overall round-trip error vs σ/w (output of `bias_vs_sigma`)."
+    fig = go.Figure([go.Scatter(x=sweep['ratio'], y=sweep[k], name=k, mode='lines+markers')
+                     for k in ('interior_max', 'overall_max')])
+    return fig.update_layout(title='Round-trip error vs σ/w', xaxis_title='σ / w', yaxis_title='max |error| / w',
+                             yaxis_type='log')
+
+def distance_bias_figure(db: dict[str, np.ndarray]) -> go.Figure:
+    "CE and regression error against the distance of the predicted peak (output of `distance_bias`)."
+    fig = make_subplots(specs=[[{'secondary_y': True}]])
+    fig.add_trace(go.Scatter(x=db['d'], y=db['ce'], name='cross-entropy', mode='lines+markers'), secondary_y=False)
+    fig.add_trace(go.Scatter(x=db['d'], y=db['abs_err'], name='|E[pred] − y|', mode='lines+markers'), secondary_y=True)
+    fig.update_yaxes(title_text='CE (nats)', secondary_y=False)
+    fig.update_yaxes(title_text='|error| (label units)', secondary_y=True)
+    return fig.update_layout(title='Distance bias: CE saturates, the error does not', xaxis_title='peak distance (bins)')
