@@ -4,7 +4,6 @@
 
 # %% ../../nbs/42_targets.dmoe.ipynb 3
 from __future__ import annotations
-import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 import torch
@@ -15,9 +14,9 @@ from .binning import Bins, BinsConfig, TargetConfig, make_bins, decode, soft_tar
 from .losses import LossConfig, soft_target_loss
 
 # %% auto 0
-__all__ = ['COMBINES', 'at_least_fp32', 'DistHeadConfig', 'cached_bins', 'Readout', 'HistogramHead', 'DistHead', 'offset_bins',
-           'ExpertHead', 'expert_weights', 'common_grid', 'overlap', 'mixture_on_grid', 'expert_predict', 'expert_loss',
-           'build_dist_head']
+__all__ = ['DEFAULT_LOSS', 'COMBINES', 'at_least_fp32', 'DistHeadConfig', 'cached_bins', 'Readout', 'HistogramHead', 'DistHead',
+           'offset_bins', 'ExpertHead', 'expert_weights', 'common_grid', 'overlap', 'mixture_on_grid', 'expert_predict',
+           'expert_loss', 'build_dist_head']
 
 # %% ../../nbs/42_targets.dmoe.ipynb
 def at_least_fp32(x: Tensor) -> Tensor:
@@ -72,6 +71,8 @@ class Readout(nn.Module):
             return self.net(self.pool(x, data))
 
 # %% ../../nbs/42_targets.dmoe.ipynb
+DEFAULT_LOSS = LossConfig()  # DMoE, λ = 1
+
 class HistogramHead(Head):
     "Base of heads whose output parametrises histograms over bins: owns bins, soft target and loss."
     def __init__(self, cfg: DistHeadConfig, target: TargetConfig):
@@ -92,9 +93,6 @@ class HistogramHead(Head):
         "Soft-target loss of `out` against labels `y`: mode, λ and L1 reference from `cfg`, the soft target is the head's."
         raise NotImplementedError
 
-    def loss_config(self, cfg: LossConfig | None) -> LossConfig:
-        "`cfg` (default: DMoE, λ = 1) with this head's soft target."
-        return dataclasses.replace(cfg or LossConfig(), target=self.target)
 
     def point(self, feats: dict[str, Tensor], data) -> Tensor:
         "Differentiable expected value (normalised units): what gradient heads differentiate."
@@ -132,7 +130,7 @@ class DistHead(HistogramHead):
     def loss(self, logits: Tensor, y: Tensor, cfg: LossConfig | None = None,
              mask: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         "`soft_target_loss` on this head's bins and soft target."
-        return soft_target_loss(logits, y, self.bins, self.loss_config(cfg), mask)
+        return soft_target_loss(logits, y, self.bins, cfg or DEFAULT_LOSS, mask, target=self.target)
 
 # %% ../../nbs/42_targets.dmoe.ipynb
 def offset_bins(bins: Bins,  # the base bins (head 0)
@@ -192,7 +190,7 @@ class ExpertHead(HistogramHead):
     def loss(self, out: Tensor, y: Tensor, cfg: LossConfig | None = None,
              mask: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         "`expert_loss` on this head's bins and soft target."
-        return expert_loss(out, y, self.bins, self.loss_config(cfg), self.l1_on, mask)
+        return expert_loss(out, y, self.bins, cfg or DEFAULT_LOSS, self.l1_on, mask, target=self.target)
 
 # %% ../../nbs/42_targets.dmoe.ipynb
 def expert_weights(out: Tensor) -> Tensor:  # [..., M] mixture weights
@@ -241,16 +239,18 @@ def expert_loss(out: Tensor,  # [..., M, K] expert joint log-probs
                 cfg: LossConfig = LossConfig(),
                 l1_on: str = 'combined',  # 'combined' or 'per_head'
                 mask: Tensor | None = None,  # [...] bool elements that count
+                target: TargetConfig | None = None,  # soft target overriding `cfg.target` (a head's own)
                ) -> tuple[Tensor, dict[str, Tensor]]:  # scalar loss, terms
     "Sum of per-head CE plus λ·L1 on the combined (or per-head) expectation."
     if l1_on not in ('combined', 'per_head'): raise ValueError(f"unknown l1_on {l1_on!r}")
-    per = [soft_target_loss(out[..., m, :], y, b, cfg, mask)[1] for m, b in enumerate(bins)]
+    target = target or cfg.target
+    per = [soft_target_loss(out[..., m, :], y, b, cfg, mask, target=target)[1] for m, b in enumerate(bins)]
     terms = {f'{k}/{m}': t[k] for m, t in enumerate(per) for k in ('ce', 'l1')}
     terms['ce'] = sum(t['ce'] for t in per)
     if l1_on == 'per_head': terms['l1'] = sum(t['l1'] for t in per) / len(per)
     else:
         ref = (y.detach().float() if cfg.l1_ref == 'label' else
-               torch.stack([expected_value(soft_targets(y.detach(), b, cfg.target)[0], b) for b in bins]).mean(0))
+               torch.stack([expected_value(soft_targets(y.detach(), b, target)[0], b) for b in bins]).mean(0))
         l1 = (expert_predict(out, bins, 'mean') - ref).abs()
         terms['l1'] = l1.mean() if mask is None else (l1 * mask).sum() / mask.sum().clamp_min(1)
     loss = sum(w * terms[k] for k, w in cfg.weights().items())

@@ -70,12 +70,13 @@ def soft_target_loss(logits: Tensor,  # [..., K] predicted logits
                      cfg: LossConfig = LossConfig(),
                      mask: Tensor | None = None,  # [...] bool, elements that count; all when None
                      reduction: str = 'mean',  # 'mean' (masked mean) or 'none' (per element, mask ignored)
+                     target: TargetConfig | None = None,  # soft target overriding `cfg.target` (a head's own)
                     ) -> tuple[Tensor, dict[str, Tensor]]:  # loss, {'ce', 'l1', 'clipped'}
     "Soft-target loss (CE, L1 on the expectation, or CE + λ·L1) with per-term values."
     if logits.shape[:-1] != y.shape or logits.shape[-1] != bins.num_bins:
         raise ValueError(f"logits {tuple(logits.shape)} do not match labels {tuple(y.shape)} and {bins.num_bins} bins")
     if reduction not in ('mean', 'none'): raise ValueError(f"unknown reduction {reduction!r}")
-    p, n_out = soft_targets(y.detach(), bins, cfg.target)
+    p, n_out = soft_targets(y.detach(), bins, target or cfg.target)
     ref = expected_value(p, bins) if cfg.l1_ref == 'target' else y.detach().float()
     terms = {'ce': soft_cross_entropy(logits, p), 'l1': (predicted_mean(logits, bins) - ref).abs()}
     if reduction == 'mean': terms = {k: _masked_mean(v, mask) for k, v in terms.items()}

@@ -4,6 +4,7 @@
 
 # %% ../../nbs/63_train.losses.ipynb 3
 from __future__ import annotations
+import functools
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
@@ -96,6 +97,11 @@ class LossSpec:
     weight_end: float | None = None  # decay the weight linearly to this value ... (None: constant weight)
     weight_steps: int = 0  # ... over this many optimiser steps (Graphormer-3D's Δpos loss: 15 -> 1)
 
+    @functools.cached_property
+    def soft_config(self) -> LossConfig:
+        "Soft-target losses: the mode, λ and L1 reference (built once; the soft target is the head's own)."
+        return LossConfig(SOFT_LOSSES[self.fn], self.l1_weight, self.l1_ref)
+
     def weight_at(self, step: int) -> float:
         "This term's weight at optimiser step `step`."
         if self.weight_end is None or self.weight_steps <= 0: return self.weight
@@ -137,7 +143,7 @@ class LossSpec:
         if self.reduction not in ('mean', 'atomwise'): raise ValueError(f"soft-target loss {self.fn!r}: reduction must be 'mean', got {self.reduction!r}")
         _, rows = self._rows(y, batch, head.level, valid)
         mask = None if bool(rows.all()) else rows.reshape(-1, *([1] * (y.dim() - 1))).expand_as(y)
-        loss, terms = head.loss(out, y, LossConfig(SOFT_LOSSES[self.fn], self.l1_weight, self.l1_ref), mask)
+        loss, terms = head.loss(out, y, self.soft_config, mask)
         n = torch.tensor(float(y.numel() if mask is None else mask.sum()), device=loss.device)
         return loss.float() * n, n, {k: terms[k].float() for k in ('ce', 'l1')}  # attached: `total_loss` detaches
 
