@@ -13,7 +13,8 @@ import yaml
 from tqdm.auto import tqdm
 from ..train.checkpoint import latest_checkpoint
 from ..train.config import ConfigError, from_dict, set_dotted, to_dict
-from ..train.inference import distribution_metrics, distribution_outputs, evaluate_model, load_trained, task_labels
+from ..train.inference import (distribution_metrics, distribution_outputs, evaluate_model, gaussian_metrics, gaussian_outputs,
+                                    load_trained, task_labels)
 from ..train.losses import is_distribution_head
 from ..train.loop import train
 from ..train.data import build_splits
@@ -90,10 +91,13 @@ def cell_config(cfg: AblationConfig, overrides: Mapping[str, Any], seed: int, ru
 
 # %% ../../nbs/80_experiments.ablate.ipynb
 def cell_metrics(model, norms: dict, ds, device: torch.device, batch_size: int = 64) -> dict[str, float]:
-    "`<target>_mae`, `_rmse` for every head; `_nll`, `_spearman`, `_coverage_gap` for graph-level distribution heads."
+    "`<target>_mae`, `_rmse` for every head; `_nll`, `_spearman`, `_coverage_gap` for graph-level distribution and mean–variance heads."
     m = evaluate_model(model, ds, norms, device, batch_size)
     out = {k: v for k, v in m.items() if k.endswith(('_mae', '_rmse'))}
     for name, head in model.heads.items():
+        if callable(getattr(head, 'variance', None)):
+            gm = gaussian_metrics(gaussian_outputs(model, ds, norms, device, name, batch_size))
+            out.update({f'{name}_{k}': gm[k] for k in ('nll', 'spearman', 'coverage_gap')})
         if not is_distribution_head(head) or head.cfg.level != 'graph' or head.cfg.components != 1: continue
         dm = distribution_metrics(distribution_outputs(model, ds, norms, device, name, batch_size))
         out.update({f'{name}_{k}': dm[k] for k in ('nll', 'spearman', 'coverage_gap')})

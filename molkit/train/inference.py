@@ -29,8 +29,8 @@ from .setup import ExperimentConfig, load_config
 # %% auto 0
 __all__ = ['ENERGY_LABELS', 'levels_of', 'normalized_targets', 'denormalized', 'task_masks', 'point_predictions',
            'distribution_labels', 'UnseenElementWarning', 'warn_unseen', 'run_outputs', 'run_inference',
-           'evaluate_model', 'head_distribution', 'distribution_outputs', 'distribution_metrics', 'load_trained',
-           'task_labels', 'evaluate', 'predict']
+           'evaluate_model', 'head_distribution', 'distribution_outputs', 'distribution_metrics', 'gaussian_outputs',
+           'gaussian_metrics', 'load_trained', 'task_labels', 'evaluate', 'predict']
 
 # %% ../../nbs/67b_train.inference.ipynb
 class _Levels(dict):
@@ -215,6 +215,28 @@ def distribution_metrics(d: dict) -> dict[str, float]:  # mae, rmse (target unit
     return {'mae': err.mean().item(), 'rmse': err.square().mean().sqrt().item(),
             'nll': histogram_nll(lp, y, bins)[0].mean().item(), 'spearman': spearman(entropy(lp), err),
             'coverage_gap': coverage_error(lev, emp)}
+
+def gaussian_outputs(model: nn.Module, ds, norms: dict[str, TargetNorm], device: torch.device,
+                     target: str,  # name of a mean–variance head (`molkit.targets.baselines.MeanVarianceHead`)
+                     batch_size: int = 64) -> dict:  # mean, var, target [N] float64 CPU, target units
+    "Predicted means and variances of a mean–variance head over `ds`, with the labels, in target units."
+    rows = {'mean': [], 'var': [], 'target': []}
+    head, norm, label = model.heads[target], norms[target], head_dataset(target)[1]
+    for b, out in run_outputs(model, ds, device, batch_size):
+        rows['mean'].append(norm.denormalize(head.predict(out[target]), b, False).cpu())
+        rows['var'].append((head.variance(out[target]).double() * norm.std ** 2).cpu())
+        rows['target'].append(b[label].double().reshape(-1).cpu())
+    return {k: torch.cat(v) for k, v in rows.items()}
+
+def gaussian_metrics(d: dict) -> dict[str, float]:  # mae, rmse, nll (nats), spearman, coverage_gap
+    "The metrics of `distribution_metrics` for Gaussian predictions: the variance is the uncertainty score."
+    err, var = (d['mean'] - d['target']).abs(), d['var'].clamp_min(1e-300)
+    nll = 0.5 * (var.log() + err.square() / var + math.log(2 * math.pi))
+    lev = torch.linspace(0.05, 0.95, 19, dtype=torch.float64)
+    z = torch.special.ndtri(0.5 + lev / 2)  # half-width of the central interval in σ
+    emp = torch.stack([(err <= zi * var.sqrt()).double().mean() for zi in z])
+    return {'mae': err.mean().item(), 'rmse': err.square().mean().sqrt().item(), 'nll': nll.mean().item(),
+            'spearman': spearman(var, err), 'coverage_gap': coverage_error(lev, emp)}
 
 # %% ../../nbs/67b_train.inference.ipynb
 def load_trained(checkpoint: str | Path, device: str | torch.device = 'cpu', use_ema: bool = True):
