@@ -198,9 +198,10 @@ def ablate(config: AblationConfig | Mapping | str | Path,  # ablation YAML path,
     return summary
 
 # %% ../../nbs/80_experiments.ablate.ipynb
-def _val_metric(run_dir: Path, metric: str) -> float:
-    "The last validation value of `metric` in a run's evals.jsonl (inf if missing or not finite)."
+def _val_metric(run_dir: Path, metric: str, step: int) -> float:
+    "The validation value of `metric` at `step` (else the last one before it) in a run's evals.jsonl; inf if none or not finite."
     rows = [json.loads(l) for l in (Path(run_dir) / 'evals.jsonl').read_text().splitlines() if l.strip()]
+    rows = [r for r in rows if r.get('step', 0) <= step]
     v = rows[-1].get(f'val_{metric}', math.inf) if rows else math.inf
     return v if isinstance(v, (int, float)) and math.isfinite(v) else math.inf
 
@@ -220,7 +221,7 @@ def halving(cfg: AblationConfig, names: dict[str, dict], out: Path, progress: bo
         for name in tqdm(alive, desc=f'rung {i} ({steps} steps)', unit='run', disable=not progress):
             exp = _rung_config(cell_config(cfg, names[name], seed, out / 'runs' / _dirname(name) / f'seed{seed}'), steps, max_steps)
             train(exp, resume=True)
-            scores[name] = _val_metric(Path(exp.run_dir), metric)
+            scores[name] = _val_metric(Path(exp.run_dir), metric, steps)  # a rerun reads the same rung's value
             log.append({'cell': name, 'rung': i, 'steps': steps, metric: scores[name]})
         n = h.keep if steps >= max_steps else max(h.keep, math.ceil(len(alive) / h.eta))
         alive = sorted(alive, key=lambda k: scores[k])[:n]
