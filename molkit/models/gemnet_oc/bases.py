@@ -98,7 +98,7 @@ def legendre_outer_basis(cos_phi: Tensor, theta: Tensor,  # [Q] cos φ_cab, dihe
                          num_spherical: int = 7) -> Tensor:  # [Q, S²]
     "Outer product Y_l⁰(cos φ) ⊗ Y_l'⁰(cos θ), flattened with l major."
     a, b = circular_basis(cos_phi, num_spherical), circular_basis(torch.cos(theta), num_spherical)
-    return (a.unsqueeze(-1) * b.unsqueeze(-2)).reshape(cos_phi.shape[0], -1)
+    return (a.unsqueeze(-1) * b.unsqueeze(-2)).reshape(cos_phi.shape[0], num_spherical ** 2)
 
 def cos_clamped(u: Tensor, v: Tensor) -> Tensor:  # [T] unit vectors' dot product in [-1, 1]
     return (u * v).sum(-1).clamp(-1, 1)

@@ -145,4 +145,4 @@ class EfficientInteractionBilinear(nn.Module):
             p = pad_rows(sph_m, agg2_outer, agg2_inner, agg2_size)
             sph_m = p.reshape(agg2_size, p.shape[1] * p.shape[2], sph_m.shape[-1])
         x = rad_W1 @ sph_m  # [E or N, K, in]
-        return self.bilinear(x.reshape(x.shape[0], -1))
+        return self.bilinear(x.reshape(x.shape[0], x.shape[1] * x.shape[2]))
