@@ -26,14 +26,16 @@ def emt(tmp_path_factory) -> Path:
 def toy(tmp_path_factory) -> Path:
     return write_lmdb(toy_molecules(48), tmp_path_factory.mktemp('toy') / 'toy', progress=False)
 
-# Smallest useful width of each registered backbone (a new backbone needs an entry here, or the test says so).
+# Smallest useful width of each registered backbone, or overrides of its 'tiny' preset (a new backbone needs one or
+# the other, or the test says so). GemNet-OC fits its scale factors on the first batch, with few neighbours for speed.
 TINY = {'schnet': {'hidden_dim': 8, 'num_filters': 8, 'num_interactions': 1, 'num_gaussians': 8, 'cutoff': 4.0},
-        'painn': {'hidden_dim': 8, 'num_layers': 1, 'num_rbf': 8, 'cutoff': 4.0}}
+        'painn': {'hidden_dim': 8, 'num_layers': 1, 'num_rbf': 8, 'cutoff': 4.0},
+        'gemnet_oc': {'fit_scales': True, 'cutoff': 4.0, 'absolute_rbf_cutoff': 4.0, 'max_num_neighbors': 12}}
 
 def _tiny(name: str) -> tuple[str | None, dict]:
-    "A tiny preset if the backbone has one, else the TINY overrides."
+    "The backbone's 'tiny' preset (with any TINY overrides), else the TINY config."
     cls = load_backbones()[name]
-    if 'tiny' in cls.presets: return 'tiny', {}
+    if 'tiny' in cls.presets: return 'tiny', TINY.get(name, {})
     assert name in TINY, f"backbone {name!r} has no 'tiny' preset and no entry in TINY: add one so it is tested"
     return None, TINY[name]
 

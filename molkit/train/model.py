@@ -42,7 +42,7 @@ class HeadSpec:
         raise NotImplementedError
 
 # %% ../../nbs/66c_train.model.ipynb
-_BACKBONE_FILLED = {'in_dim': 'hidden_dim', 'cutoff': 'cutoff'}  # constructor arg -> backbone config field
+_BACKBONE_FILLED = {'in_dim': 'hidden_dim', 'cutoff': 'cutoff', 'edge_dim': 'emb_size_edge'}  # constructor arg -> backbone config field
 
 def _spec_fields(cls: type[Head], type_: str) -> list[tuple]:
     "Dataclass fields mirroring `cls.__init__`: `energy` becomes a head name, backbone-filled args default to None."
@@ -72,7 +72,7 @@ class KwargsSpec(HeadSpec):
     def build(self, backbone: nn.Module, heads: dict[str, Head], labels: Tensor | None = None) -> Head:
         kw = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != 'type'}
         for arg, attr in _BACKBONE_FILLED.items():
-            if arg in kw and kw[arg] is None: kw[arg] = getattr(backbone.cfg, attr)
+            if arg in kw and kw[arg] is None: kw[arg] = getattr(backbone.cfg, attr, None)
         if 'energy' in kw: kw['energy'] = heads[kw['energy']]
         return self.head_cls(**kw)
 

@@ -19,7 +19,7 @@ from .interactions import InteractionBlock, OutputBlock
 from .scaling import fit_scale_factors, load_scale_factors, unfitted_scale_factors
 
 # %% auto 0
-__all__ = ['GEMNET_OC_PRESETS', 'GemNetOC', 'GemNetDirectForceHead', 'count_parameters']
+__all__ = ['GEMNET_OC_PRESETS', 'GemNetOC', 'UnfittedScalesError', 'GemNetDirectForceHead', 'count_parameters']
 
 # %% ../../../nbs/35f_models.gemnet_oc.model.ipynb
 _L = dict(num_blocks=6, emb_size_edge=1024, emb_size_trip_out=128, emb_size_quad_in=64, emb_size_quad_out=32,
@@ -96,6 +96,13 @@ class GemNetOC(Backbone):
             if todo and k in feats and feats[k].requires_grad: feats[k].register_hook(lambda g: _refuse(todo))
         return feats
 
+    def lr_blocks(self) -> list[tuple[str, list[nn.Module]]]:
+        "JMP's layer-wise LR groups, input to output: the atom embedding; blocks_i = int_blocks.i + out_blocks.i+1 (blocks_0 also out_blocks.0)."
+        blocks = [('embedding', [self.atom_emb])]
+        for i, blk in enumerate(self.int_blocks):
+            blocks.append((f'blocks_{i}', [blk, self.out_blocks[i + 1]] + ([self.out_blocks[0]] if i == 0 else [])))
+        return blocks
+
     def unfitted_for_training(self, data: Data | Batch) -> list[str]:
         "When training: fit unfitted scale factors on `data` if `fit_scales`; return those still unfitted."
         if not (self.training and torch.is_grad_enabled()) or self._scales_ok: return []
@@ -106,8 +113,11 @@ class GemNetOC(Backbone):
         self._scales_ok = not todo
         return todo
 
+class UnfittedScalesError(ValueError):
+    "A GemNet-OC model with unfitted scale factors was asked to train."
+
 def _refuse(todo: list[str]):
-    raise RuntimeError(
+    raise UnfittedScalesError(
         f"GemNet-OC has {len(todo)} unfitted scale factors (e.g. {todo[0]}) and would train badly. Fit them by "
         "variance matching: set the backbone config field fit_scales: true to fit them on the first training batch "
         "(molkit train CONFIG --set model.backbone_cfg.fit_scales=true), or call "
@@ -117,6 +127,7 @@ def _refuse(todo: list[str]):
 # %% ../../../nbs/35f_models.gemnet_oc.model.ipynb
 class GemNetDirectForceHead(Head):
     "Direct forces from GemNet-OC's per-edge features: F_t = Σ_s MLP(edge_st) · v̂_st [n_atoms, 3] eV/Å."
+    level = 'atom'
     def __init__(self, edge_dim: int,  # d_e, width of feats['edge'] (the backbone's emb_size_edge)
                  num_layers: int = 5,  # linear layers; the last has no bias
                  act: str = 'silu',  # key of `molkit.nn.layers.ACTIVATIONS`
