@@ -367,6 +367,73 @@ def config_backbone_negative_dim(d):
     return Case('', ['train', cfg], 2, ['backbone_cfg.num_filters: must be > 0, got -4'], changes=['run'])
 
 
+# ------------------------------------------------------------------ training configs and runs (items 3, 9, 12)
+
+def _set(d: Path, *overrides) -> list:
+    "`molkit train` of the tiny config with dotted overrides."
+    return ['train', _config(d), *[a for o in overrides for a in ('--set', o)]]
+
+@case
+def train_negative_batch_size(d):
+    return Case('', _set(d, 'data.batch_size=-4'), 2, ['data: batch_size must be >= 1, got -4'])
+
+@case
+def train_zero_batch_size(d):
+    return Case('', _set(d, 'data.batch_size=0'), 2, ['data: batch_size must be >= 1, got 0'])
+
+@case
+def train_zero_max_steps(d):
+    return Case('', _set(d, 'train.max_steps=0'), 2, ['train: max_steps must be >= 1, got 0'])
+
+@case
+def train_zero_grad_accum(d):
+    return Case('', _set(d, 'optim.grad_accum=0'), 2, ['optim: grad_accum must be >= 1, got 0'])
+
+@case
+def train_negative_eval_every(d):
+    return Case('', _set(d, 'train.eval_every=-1'), 2, ['train: eval_every must be >= 0, got -1'])
+
+@case
+def train_empty_training_split(d):
+    return Case('', _set(d, 'data.split={train: 0, val: 8}'), 2, ['data: the training split of dataset', 'is empty'],
+                changes=['run'])
+
+@case
+def train_missing_target(d):
+    return Case('', _set(d, 'model.heads={U0: {type: energy}}', 'loss=[{target: U0}]'), 2,
+                ["model.heads.U0: dataset 'default'", "has no label 'U0'", 'its records carry'], changes=['run'])
+
+@case
+def train_unknown_head_type(d):
+    return Case('', _set(d, 'model.heads.energy.type=enrgy'), 2, ["model.heads.energy.type: unknown head type 'enrgy'",
+                                                                 "did you mean 'energy'?"])
+
+@case
+def train_loss_on_missing_head(d):
+    return Case('', _set(d, 'loss.0.target=forces'), 2, ["loss.0.target: 'forces' is not a head; heads: ['energy']"])
+
+def _trained(d: Path) -> Path:
+    "A tiny trained run in `d / 'run'`; returns its best checkpoint."
+    from molkit.train.loop import train
+    train(_config(d))
+    return d / 'run' / 'best.pt'
+
+@case
+def eval_unknown_split(d):
+    return Case('', ['eval', _trained(d), '--split', 'tset'], 2, ["split 'tset': the run's data has splits ['train', 'val']"],
+                changes=['run'])
+
+@case
+def eval_element_beyond_embedding(d):
+    ck = _trained(d)
+    from molkit.data.lmdb import write_lmdb
+    from molkit.data.atoms import atoms_to_data
+    frames = _atoms(3)
+    for a in frames: a.numbers[0] = 105
+    write_lmdb([atoms_to_data(a) for a in frames], d / 'db105', progress=False)
+    return Case('', ['eval', ck, d / 'db105'], 2, ['atomic numbers [105]: the backbone SchNet embeds 1..99'], changes=['run'])
+
+
 # ------------------------------------------------------------------ runner
 
 def snapshot(root: Path) -> dict:

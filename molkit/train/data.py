@@ -165,6 +165,8 @@ def spec_splits(spec: DatasetSpec) -> dict[str, Subset]:
     elif spec.split_file.endswith('.json'): split = load_split(spec.split_file, n_records=len(ds))
     else: split = load_split(spec.source, spec.split_file, n_records=len(ds))
     out = {k: Subset(ds, v[v < n] if spec.limit is not None else v) for k, v in split.items()}
+    if 'train' in out and len(out['train']) == 0:
+        raise ConfigError(f"data: the training split of dataset {spec.name!r} ({spec.source}) is empty; check its split and limit")
     if spec.val_source is not None:
         v = load_dataset(spec.val_source); out['val'] = Subset(v, range(len(v)))
     return out
@@ -232,8 +234,6 @@ def build_splits(cfg: DataConfig,
         parts = [p.get(split, Subset([], [])) for p in per]
         counts = None
         if split == 'train':
-            empty = [n for n, p in zip(names, parts) if len(p) == 0]
-            if empty: raise ConfigError(f"data.datasets: dataset {empty[0]!r} has no training structures; check its split and limit")
             counts = expansion_counts([len(p) for p in parts], cfg.temperature)
         out[split] = TaskDataset(parts, labels or {}, counts, names)
     return out
