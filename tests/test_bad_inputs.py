@@ -78,7 +78,7 @@ def test_resume_falls_back_to_previous_good_checkpoint(tmp_path):
 def test_legacy_dataset_given_to_eval(tmp_path):
     "`molkit eval` opens its DATASET with `load_dataset`: a legacy LMDB is named as such, not as an interrupted write."
     from molkit.data.lmdb import LMDBError
-    from molkit.train.setup import load_dataset
+    from molkit.train.data import load_dataset
     p = bi._legacy(tmp_path)
     with pytest.raises(LMDBError, match='legacy OCP/fairchem LMDB') as e: load_dataset(str(p))
     assert 'interrupted' not in str(e.value)
