@@ -75,15 +75,18 @@ def fit_dataset_norms(ds: Sequence[Data],  # one dataset's training split
     label = {n: head_dataset(n)[1] for n in heads}
     direct = [n for n, s in heads.items() if s.energy_head is None]
     graph, atom = [n for n in direct if heads[n].level == 'graph'], [n for n in direct if heads[n].level == 'atom']
-    st = compute_stats(items, [label[n] for n in graph], [label[n] for n in graph if label[n] in spec.linear_reference], progress=False,
-                       source=f"dataset {spec.name!r} ({spec.source}), training split (record = position in the sample)")
+    need = [n for n in graph if data_cfg.normalize or label[n] in spec.linear_reference]  # the others stay as they are
+    st = compute_stats(items, [label[n] for n in need], [label[n] for n in need if label[n] in spec.linear_reference], progress=False,
+                       source=f"dataset {spec.name!r} ({spec.source}), training split (record = position in the sample)") if need else None
     for n in graph:
+        if n not in need: out[n] = TargetNorm(); continue
         t = st.targets[label[n]]; ref = t.linear_reference
         out[n] = TargetNorm(t.mean if data_cfg.normalize else 0.0, max(t.std, 1e-12) if data_cfg.normalize else 1.0,
                             torch.tensor(ref, dtype=torch.float64) if ref is not None else None)
     for n in atom:
+        if not data_cfg.normalize: out[n] = TargetNorm(); continue
         rms = torch.cat([label_of(d, label[n]).double().flatten() for d in items]).square().mean().sqrt()
-        out[n] = TargetNorm(0.0, float(rms.clamp_min(1e-12)) if data_cfg.normalize else 1.0)
+        out[n] = TargetNorm(0.0, float(rms.clamp_min(1e-12)))
     for n, s in heads.items():
         if s.energy_head is not None: out[n] = TargetNorm(0.0, out[s.energy_head].std)
     bad = [n for n, t in out.items() if not (math.isfinite(t.mean) and math.isfinite(t.std))]
