@@ -46,9 +46,9 @@ python tools/docs.py --out _docs > _docs.log 2>&1 || { tail -50 _docs.log; exit 
 tail -1 _docs.log
 echo "   built in $((SECONDS - t_docs)) s"
 
-echo "== [5/5] pytest"
+echo "== [5/5] pytest (2 workers)"
 set +e
-python -m pytest tests -m "not slow and not cuda" -q -p no:cacheprovider
+python -m pytest tests -m "not slow and not cuda" -q -p no:cacheprovider -n 2 --dist loadfile  # two workers, one file each
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then echo "pytest collected no tests; treating as success"; rc=0; fi
