@@ -13,7 +13,7 @@ from torch_geometric.data import Batch, Data
 from tqdm.auto import tqdm
 from ..keys import FIELDS, FIXED
 from ..metrics.accumulate import MetricAccumulator
-from ..metrics.oc import EWT_ENERGY, oc_terms
+from ..metrics.oc import energy_terms, oc_terms
 from ..metrics.regression import regression_terms
 from .checkpoint import load_checkpoint
 from .ema import EMA
@@ -146,8 +146,7 @@ def _oc_threshold_terms(acc: MetricAccumulator, pred: dict[str, Tensor], batch: 
         label = head_dataset(e)[1]
         if label not in ENERGY_LABELS or batch.get(label) is None: continue
         m = valid.get(e)
-        ok = ((pred[e].double().reshape(-1) - batch[label].double().reshape(-1)).abs() < EWT_ENERGY).double()
-        c = torch.ones_like(ok)
+        ok, c = energy_terms(pred[e], batch[label])[0]['energy_within_threshold']
         if m is not None: ok, c = ok * m, c * m
         acc.add(f'{e}_within_threshold', ok, c)
         f = e[:-len(label)] + 'forces'
