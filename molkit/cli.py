@@ -217,22 +217,38 @@ def _parse_sizes(items: list[str]) -> dict:
     return out
 
 # %% ../nbs/90_cli.ipynb
+def _record_groups(ds, key: str, where) -> list:
+    "The value of `key` in every record of `ds` (a scalar per record), failing with the record that lacks it."
+    from tqdm.auto import tqdm
+    out = []
+    for i in tqdm(range(len(ds)), desc=f'reading {key}', disable=len(ds) < 5000):
+        v = getattr(ds[i], key, None)
+        if v is None: raise KeyError(f"{where}: record {i} has no key {key!r} to group by")
+        out.append(v.item() if hasattr(v, 'item') else v)
+    return out
+
 @command('data split', 'write a seeded split of a dataset to DATASET/splits/NAME.json',
          arg('dataset', help='molkit LMDB directory'),
          arg('--sizes', nargs='+', metavar='NAME=SIZE', help='e.g. train=0.8 val=0.1 test=rest (counts, fractions or rest)'),
          arg('--protocol', help='a named protocol instead of --sizes (e.g. rmd17: 950 train / 50 val / rest test)'),
          arg('--seed', type=int, default=None, help='permutation seed (default 0, or the protocol\'s)'),
-         arg('--name', default=None, help='split name (default: the protocol or "random")'))
+         arg('--name', default=None, help='split name (default: the protocol, "random", or "by_KEY")'),
+         arg('--by', default=None, metavar='KEY', help="split groups of records sharing this record key (e.g. sid: whole relaxations); sizes count groups"))
 def _data_split(a: argparse.Namespace) -> int:
     "Run `molkit data split`."
     from molkit.data.lmdb import LMDBDataset
-    from molkit.data.splits import random_split, protocol_split, save_split
+    from molkit.data.splits import random_split, protocol_split, save_split, group_split
     if bool(a.sizes) == bool(a.protocol): raise ValueError('give exactly one of --sizes and --protocol')
-    n = len(LMDBDataset(a.dataset))
+    if a.by and a.protocol: raise ValueError('--by takes --sizes, not --protocol')
+    ds = LMDBDataset(a.dataset)
+    n = len(ds)
     if a.protocol: split, info = protocol_split(a.protocol, n, seed=a.seed), {'protocol': a.protocol, 'seed': a.seed}
     else:
         sizes, seed = _parse_sizes(a.sizes), 0 if a.seed is None else a.seed
         split, info = random_split(n, sizes, seed=seed), {'sizes': sizes, 'seed': seed}
+        if a.by:
+            split, info = group_split(_record_groups(ds, a.by, a.dataset), sizes, seed), {**info, 'by': a.by}
+    a.name = a.name or (f'by_{a.by}' if a.by else None)
     path = save_split(split, a.dataset, a.name or a.protocol or 'random', info=info, n_records=n)
     print(', '.join(f'{k}: {len(v)}' for k, v in split.items()), f'-> {path}')
     return 0

@@ -10,8 +10,8 @@ from typing import Callable, Hashable, Iterable, Sequence
 import numpy as np
 
 # %% auto 0
-__all__ = ['Sizes', 'PROTOCOLS', 'split_counts', 'random_split', 'protocol_split', 'ood_split', 'expand_split', 'save_split',
-           'load_split', 'write_ood_split']
+__all__ = ['Sizes', 'PROTOCOLS', 'split_counts', 'random_split', 'protocol_split', 'ood_split', 'expand_split', 'group_split',
+           'save_split', 'load_split', 'write_ood_split']
 
 # %% ../../nbs/16_data.splits.ipynb
 Sizes = dict  # split name -> int (count), float (fraction of the records) or None (all that is left)
@@ -99,6 +99,15 @@ def expand_split(split: dict[str, np.ndarray], # name -> indices of units (e.g. 
     "Map a split of units (systems, molecules) to a split of their records (frames)."
     u = np.asarray(unit_of_record, dtype=np.int64)
     return {k: np.flatnonzero(np.isin(u, v)) for k, v in split.items()}
+
+# %% ../../nbs/16_data.splits.ipynb
+def group_split(groups: Sequence[Hashable], # [n_records] group of each record, e.g. the `sid` of each S2EF frame
+                sizes: Sizes, # name -> count, fraction or None, counted in groups
+                seed: int = 0, # permutation seed
+               ) -> dict[str, np.ndarray]: # name -> sorted indices of records
+    "Split the groups at random, then give each split every record of its groups."
+    uniq, unit = np.unique(np.asarray(list(groups)), return_inverse=True)
+    return expand_split(random_split(len(uniq), sizes, seed), unit)
 
 # %% ../../nbs/16_data.splits.ipynb
 def save_split(split: dict[str, np.ndarray], # name -> indices
