@@ -13,16 +13,16 @@ import yaml
 from tqdm.auto import tqdm
 from ..train.checkpoint import latest_checkpoint
 from ..train.config import ConfigError, from_dict, set_dotted, to_dict
-from ..train.inference import (distribution_metrics, distribution_outputs, evaluate_model, gaussian_metrics, gaussian_outputs,
-                                    load_trained, task_labels)
+from ..train.inference import (distribution_metrics, distribution_outputs, evaluate_model, fit_distribution_temperature,
+                                    fit_gaussian_scale, gaussian_metrics, gaussian_outputs, load_trained, task_labels)
 from ..train.losses import is_distribution_head
 from ..train.loop import train
 from ..train.data import build_splits
 from ..train.setup import ExperimentConfig, load_config
 
 # %% auto 0
-__all__ = ['HalvingConfig', 'AblationConfig', 'cells', 'cell_config', 'cell_metrics', 'run_cell', 'summarize', 'markdown_table',
-           'write_csv', 'load_ablation', 'ablate', 'halving']
+__all__ = ['UQ_METRICS', 'HalvingConfig', 'AblationConfig', 'cells', 'cell_config', 'cell_metrics', 'run_cell', 'summarize',
+           'markdown_table', 'write_csv', 'load_ablation', 'ablate', 'halving']
 
 # %% ../../nbs/80_experiments.ablate.ipynb
 @dataclass
@@ -90,17 +90,33 @@ def cell_config(cfg: AblationConfig, overrides: Mapping[str, Any], seed: int, ru
     return load_config(d)
 
 # %% ../../nbs/80_experiments.ablate.ipynb
-def cell_metrics(model, norms: dict, ds, device: torch.device, batch_size: int = 64) -> dict[str, float]:
-    "`<target>_mae`, `_rmse` for every head; `_nll`, `_spearman`, `_coverage_gap` for graph-level distribution and mean–variance heads."
+UQ_METRICS = ('nll', 'spearman', 'coverage_gap', 'aurc')
+
+def _uncertainty(outputs, metrics, fit, val=None) -> dict[str, float]:
+    "Uncertainty metrics of one head's outputs; with validation outputs also after the calibration fitted on them."
+    m = metrics(outputs)
+    out = {k: m[k] for k in UQ_METRICS}
+    if val is not None:
+        c = fit(val)
+        mc = metrics(outputs, c)
+        out.update({'calibration': c, 'nll_cal': mc['nll'], 'coverage_gap_cal': mc['coverage_gap']})
+    return out
+
+def cell_metrics(model, norms: dict, ds, device: torch.device, batch_size: int = 64,
+                 val=None,  # validation structures: fit temperature scaling (σ scaling for mean–variance heads) on them
+                ) -> dict[str, float]:
+    "`<target>_mae`, `_rmse` for every head; uncertainty metrics for graph-level distribution and mean–variance heads."
     m = evaluate_model(model, ds, norms, device, batch_size)
     out = {k: v for k, v in m.items() if k.endswith(('_mae', '_rmse'))}
     for name, head in model.heads.items():
         if callable(getattr(head, 'variance', None)):
-            gm = gaussian_metrics(gaussian_outputs(model, ds, norms, device, name, batch_size))
-            out.update({f'{name}_{k}': gm[k] for k in ('nll', 'spearman', 'coverage_gap')})
-        if not is_distribution_head(head) or head.cfg.level != 'graph' or head.cfg.components != 1: continue
-        dm = distribution_metrics(distribution_outputs(model, ds, norms, device, name, batch_size))
-        out.update({f'{name}_{k}': dm[k] for k in ('nll', 'spearman', 'coverage_gap')})
+            get = lambda d: gaussian_outputs(model, d, norms, device, name, batch_size)
+            uq = _uncertainty(get(ds), gaussian_metrics, fit_gaussian_scale, None if val is None else get(val))
+        elif is_distribution_head(head) and head.cfg.level == 'graph' and head.cfg.components == 1:
+            get = lambda d: distribution_outputs(model, d, norms, device, name, batch_size)
+            uq = _uncertainty(get(ds), distribution_metrics, fit_distribution_temperature, None if val is None else get(val))
+        else: continue
+        out.update({f'{name}_{k}': v for k, v in uq.items()})
     return out
 
 def run_cell(exp: ExperimentConfig, split: str = 'test', device: str | None = None) -> dict[str, float]:
@@ -110,7 +126,9 @@ def run_cell(exp: ExperimentConfig, split: str = 'test', device: str | None = No
     ckpt = latest_checkpoint(Path(exp.run_dir) / 'checkpoints')
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     model, norms, cfg = load_trained(ckpt, dev)
-    m = cell_metrics(model, norms, build_splits(cfg.data, task_labels(cfg.model))[split], dev, cfg.data.eval_batch_size)
+    splits = build_splits(cfg.data, task_labels(cfg.model))
+    val = splits.get('val') if split != 'val' else None
+    m = cell_metrics(model, norms, splits[split], dev, cfg.data.eval_batch_size, val)
     return {**m, 'steps': res.step, 'time_s': time.time() - t0}
 
 # %% ../../nbs/80_experiments.ablate.ipynb
@@ -163,7 +181,7 @@ def load_ablation(config: AblationConfig | Mapping | str | Path) -> AblationConf
         except ConfigError as e: raise ConfigError(f"{config}: {e}") from None
     return from_dict(AblationConfig, config)
 
-_ORDER = ('mae', 'rmse', 'nll', 'spearman', 'coverage_gap')
+_ORDER = ('mae', 'rmse', 'nll', 'nll_cal', 'spearman', 'aurc', 'coverage_gap', 'coverage_gap_cal', 'calibration')
 
 def _metric_names(rows: list[dict]) -> list[str]:
     "Metric columns of the result rows, in the order of `_ORDER`."

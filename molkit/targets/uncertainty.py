@@ -12,7 +12,7 @@ from .dmoe import common_grid, overlap
 
 # %% auto 0
 __all__ = ['entropy', 'kl_divergence', 'head_disagreement', 'histogram_nll', 'fit_temperature', 'gaussian_logits',
-           'coverage_curve', 'coverage_error', 'ranks', 'spearman', 'error_auroc']
+           'coverage_curve', 'coverage_error', 'ranks', 'spearman', 'error_auroc', 'risk_coverage', 'aurc']
 
 # %% ../../nbs/43_targets.uncertainty.ipynb
 def entropy(logits: Tensor,  # [..., K]
@@ -126,3 +126,18 @@ def error_auroc(score: Tensor,  # [N] uncertainty score
     if n_pos == 0 or n_neg == 0: raise ValueError("need both large and small errors")
     r = ranks(score)
     return ((r[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)).item()
+
+# %% ../../nbs/43_targets.uncertainty.ipynb
+def risk_coverage(score: Tensor,  # [N] uncertainty score (lower = more certain)
+                  abs_err: Tensor,  # [N] absolute error
+                 ) -> tuple[Tensor, Tensor]:  # coverage [N], risk [N] (MAE of the kept, error units)
+    "MAE of the most certain fraction c of the structures (lowest score first), for c = 1/N … 1."
+    o = torch.sort(torch.as_tensor(score), stable=True).indices
+    n = torch.arange(1, len(o) + 1, dtype=torch.float64)
+    return n / len(o), torch.as_tensor(abs_err).double()[o].cumsum(0) / n
+
+def aurc(score: Tensor,  # [N] uncertainty score
+         abs_err: Tensor,  # [N] absolute error
+        ) -> float:  # error units; the MAE for a random score, in expectation
+    "Area under the risk–coverage curve."
+    return risk_coverage(score, abs_err)[1].mean().item()

@@ -19,7 +19,7 @@ from .checkpoint import load_checkpoint
 from .ema import EMA
 from .losses import is_distribution_head
 from ..targets.binning import Bins
-from ..targets.uncertainty import coverage_curve, coverage_error, entropy, histogram_nll, spearman
+from ..targets.uncertainty import aurc, coverage_curve, coverage_error, entropy, fit_temperature, histogram_nll, spearman
 from .sampling import shard_indices
 from .data import DATASET_ID, Subset, TaskDataset, build_splits, head_dataset, label_of, load_dataset
 from .model import ModelConfig, build_model
@@ -29,8 +29,9 @@ from .setup import ExperimentConfig, load_config
 # %% auto 0
 __all__ = ['ENERGY_LABELS', 'levels_of', 'normalized_targets', 'denormalized', 'task_masks', 'point_predictions',
            'distribution_labels', 'UnseenElementWarning', 'warn_unseen', 'run_outputs', 'run_inference',
-           'evaluate_model', 'head_distribution', 'distribution_outputs', 'distribution_metrics', 'gaussian_outputs',
-           'gaussian_metrics', 'load_trained', 'task_labels', 'evaluate', 'predict']
+           'evaluate_model', 'head_distribution', 'distribution_outputs', 'distribution_metrics',
+           'fit_distribution_temperature', 'gaussian_outputs', 'gaussian_metrics', 'fit_gaussian_scale', 'load_trained',
+           'task_labels', 'evaluate', 'predict']
 
 # %% ../../nbs/67b_train.inference.ipynb
 class _Levels(dict):
@@ -206,14 +207,21 @@ def distribution_outputs(model: nn.Module, ds, norms: dict[str, TargetNorm], dev
     cat = lambda i: torch.cat([r[i].detach().double().cpu() for r in rows])
     return {'probs': cat(0).exp(), 'edges': rows[0][2].edges.cpu(), 'target': cat(1), 'pred': cat(3)}
 
-def distribution_metrics(d: dict) -> dict[str, float]:  # mae, rmse (target units), nll (nats), spearman, coverage_gap
+def distribution_metrics(d: dict,  # `distribution_outputs`
+                         temperature: float = 1.0,  # T of softmax(log h / T), e.g. from `fit_distribution_temperature`
+                        ) -> dict[str, float]:  # mae, rmse (target units), nll (nats), spearman, coverage_gap, aurc
     "Point and uncertainty metrics of `distribution_outputs`: entropy is the uncertainty score."
-    bins, lp, y = Bins(d['edges']), d['probs'].clamp_min(1e-30).log(), d['target']
+    bins, y = Bins(d['edges']), d['target']
+    lp = torch.log_softmax(d['probs'].clamp_min(1e-30).log() / temperature, -1)
     err = (d['pred'] - y).abs()
     lev, emp = coverage_curve(lp, y, bins)
     return {'mae': err.mean().item(), 'rmse': err.square().mean().sqrt().item(),
             'nll': histogram_nll(lp, y, bins)[0].mean().item(), 'spearman': spearman(entropy(lp), err),
-            'coverage_gap': coverage_error(lev, emp)}
+            'coverage_gap': coverage_error(lev, emp), 'aurc': aurc(entropy(lp), err)}
+
+def fit_distribution_temperature(d: dict) -> float:  # T minimising the NLL of `d` (fit it on validation outputs)
+    "Temperature scaling of a distribution head's histograms, fitted on `distribution_outputs`."
+    return fit_temperature(d['probs'].clamp_min(1e-30).log(), d['target'], Bins(d['edges']))
 
 def gaussian_outputs(model: nn.Module, ds, norms: dict[str, TargetNorm], device: torch.device,
                      target: str,  # name of a mean–variance head (`molkit.targets.baselines.MeanVarianceHead`)
@@ -227,15 +235,21 @@ def gaussian_outputs(model: nn.Module, ds, norms: dict[str, TargetNorm], device:
         rows['target'].append(b[label].double().reshape(-1).cpu())
     return {k: torch.cat(v) for k, v in rows.items()}
 
-def gaussian_metrics(d: dict) -> dict[str, float]:  # mae, rmse, nll (nats), spearman, coverage_gap
+def gaussian_metrics(d: dict,  # `gaussian_outputs`
+                     scale: float = 1.0,  # factor on the predicted σ, e.g. from `fit_gaussian_scale`
+                    ) -> dict[str, float]:  # mae, rmse, nll (nats), spearman, coverage_gap, aurc
     "The metrics of `distribution_metrics` for Gaussian predictions: the variance is the uncertainty score."
-    err, var = (d['mean'] - d['target']).abs(), d['var'].clamp_min(1e-300)
+    err, var = (d['mean'] - d['target']).abs(), d['var'].clamp_min(1e-300) * scale ** 2
     nll = 0.5 * (var.log() + err.square() / var + math.log(2 * math.pi))
     lev = torch.linspace(0.05, 0.95, 19, dtype=torch.float64)
     z = torch.special.ndtri(0.5 + lev / 2)  # half-width of the central interval in σ
     emp = torch.stack([(err <= zi * var.sqrt()).double().mean() for zi in z])
     return {'mae': err.mean().item(), 'rmse': err.square().mean().sqrt().item(), 'nll': nll.mean().item(),
-            'spearman': spearman(var, err), 'coverage_gap': coverage_error(lev, emp)}
+            'spearman': spearman(var, err), 'coverage_gap': coverage_error(lev, emp), 'aurc': aurc(var, err)}
+
+def fit_gaussian_scale(d: dict) -> float:  # s minimising the Gaussian NLL of `d` with σ → s·σ (fit it on validation)
+    "The Gaussian analogue of temperature scaling, in closed form: s² = mean((y − μ)² / σ²)."
+    return (d['mean'] - d['target']).square().div(d['var'].clamp_min(1e-300)).mean().sqrt().item()
 
 # %% ../../nbs/67b_train.inference.ipynb
 def load_trained(checkpoint: str | Path, device: str | torch.device = 'cpu', use_ema: bool = True):

@@ -10,6 +10,8 @@ from typing import Sequence
 import numpy as np
 import ipywidgets as widgets
 import plotly.graph_objects as go
+import torch
+from ..targets.uncertainty import risk_coverage as _risk_coverage
 from .figures import parity_figure, uncertainty_error_figure
 from .results import EvalResult, group_table, structure_errors
 from .widgets import FigureExplorer
@@ -34,10 +36,9 @@ def group_bars_figure(rows: list[dict],  # `group_table` rows
                              legend_title='split')
 
 def risk_coverage(score: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # coverage [N], risk [N]
-    "MAE of the most certain fraction c of the structures (lowest score first), for c = 1/N … 1."
-    o = np.argsort(score, kind='stable')
-    n = np.arange(1, len(err) + 1)
-    return n / len(err), np.cumsum(err[o]) / n
+    "`molkit.targets.uncertainty.risk_coverage` on arrays."
+    c, r = _risk_coverage(torch.as_tensor(np.asarray(score)), torch.as_tensor(np.asarray(err)))
+    return c.numpy(), r.numpy()
 
 def risk_coverage_figure(score: np.ndarray, err: np.ndarray, unit: str = 'eV',
                          title: str = 'Risk–coverage') -> go.Figure:
