@@ -5,6 +5,7 @@ Data: Langevin MD of ethanol at 500 K with ASE's EMT calculator (offline; EMT ha
 force loss; (b) distribution (DMoE) energy + gradient forces F = -dE[y]/dpos, DMoE energy loss + the same force loss.
 
     OMP_NUM_THREADS=1 python benchmarks/dmoe_forces.py --frames 600 --steps 600 --seeds 0 1 2
+    OMP_NUM_THREADS=1 python benchmarks/dmoe_forces.py --frames 600 --write /tmp/md_ethanol   # data of the MD study configs
 """
 import argparse, json, statistics, tempfile, time
 from pathlib import Path
@@ -57,8 +58,11 @@ def main():
     ap.add_argument('--steps', type=int, default=600); ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--force-weight', type=float, default=10.0, help='weight of the force loss (0: energy only)')
     ap.add_argument('--out', default='benchmarks/results/dmoe_forces.json')
+    ap.add_argument('--write', default=None, metavar='DIR', help='only write the MD frames as a molkit LMDB to DIR (for molkit ablate)')
     a = ap.parse_args()
     torch.set_num_threads(1)
+    if a.write:
+        print(write_lmdb(md_frames(a.frames, a.stride), a.write, progress=False)); return
     tmp = Path(tempfile.mkdtemp())
     t0 = time.time(); data = str(write_lmdb(md_frames(a.frames, a.stride), tmp / 'ethanol', progress=False))
     print(f"{a.frames} MD frames in {time.time() - t0:.0f} s")
