@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses, difflib, inspect
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, get_type_hints
+from typing import Any, ClassVar, Literal, get_type_hints
 import torch
 from torch import Tensor, nn
 from ..models.base import Head, Model, build_backbone, load_backbones
@@ -166,9 +166,11 @@ def build_model(cfg: ModelConfig,
 @dataclass
 class InitConfig:
     "Start from a trained checkpoint's backbone (and optionally matching heads)."
-    checkpoint: str  # a molkit checkpoint file (`best.pt`, `checkpoints/step_*.pt`)
+    checkpoint: str  # a molkit checkpoint (`best.pt`, `checkpoints/step_*.pt`) or a JMP release (`jmp-s.pt`, `jmp-l.pt`)
     use_ema: bool = True  # the checkpoint's EMA weights where it has them
     load_heads: bool = False  # also load heads whose name and shapes match (default: all heads new)
+    format: Literal['auto', 'molkit', 'jmp'] = 'auto'  # checkpoint layout; 'auto' tells them apart (`molkit.train.jmp`)
+    trusted: bool = False  # allow a full unpickle (runs code in the file) when a weights-only load refuses it
 
 def _checkpoint_weights(sd: dict, use_ema: bool) -> dict[str, Tensor]:
     "The checkpoint's model state, with the EMA shadow weights and buffers in place of the live ones if asked."
@@ -179,10 +181,17 @@ def _checkpoint_weights(sd: dict, use_ema: bool) -> dict[str, Tensor]:
 
 def init_from_checkpoint(model: Model, cfg: ModelConfig, init: InitConfig) -> list[str]:  # names of the heads loaded
     "Load a checkpoint's backbone (and matching heads) into `model`; the backbones must be configured alike."
-    from molkit.train.checkpoint import load_checkpoint
-    sd = load_checkpoint(init.checkpoint)
-    if not isinstance(sd, dict) or 'model' not in sd or 'config' not in sd:
-        raise ConfigError(f"init.checkpoint: {init.checkpoint} is not a molkit checkpoint (no 'model' and 'config' entries)")
+    from molkit.train.jmp import checkpoint_format, load_jmp_backbone, read_checkpoint
+    sd = read_checkpoint(init.checkpoint, init.trusted)
+    fmt = checkpoint_format(sd)
+    if fmt is None or init.format not in ('auto', fmt):
+        found = f"a {fmt} checkpoint" if fmt else f"top-level keys {sorted(map(str, sd))[:8]}"
+        want = 'a molkit checkpoint (model, config) or a JMP Lightning checkpoint (state_dict with backbone.* weights)'
+        raise ConfigError(f"init.checkpoint: {init.checkpoint} is not {want if init.format == 'auto' else 'a ' + init.format + ' checkpoint'}; it holds {found}")
+    if fmt == 'jmp':
+        if init.load_heads: raise ConfigError(f"init.load_heads: {init.checkpoint} is a JMP checkpoint, whose pre-training heads molkit does not load")
+        load_jmp_backbone(model.backbone, sd, init.use_ema, f"init.checkpoint: {init.checkpoint}")
+        return []
     theirs = from_dict(ModelConfig, sd['config']['model'], 'checkpoint model')
     for k in ('backbone', 'preset', 'backbone_cfg'):
         if getattr(theirs, k) != getattr(cfg, k):
@@ -193,8 +202,11 @@ def init_from_checkpoint(model: Model, cfg: ModelConfig, init: InitConfig) -> li
     for name, head in model.heads.items() if init.load_heads else []:
         hw = {k[len(f'heads.{name}.'):]: v for k, v in w.items() if k.startswith(f'heads.{name}.')}
         mine = head.state_dict()
-        if hw and set(hw) == set(mine) and all(hw[k].shape == mine[k].shape for k in hw):
-            head.load_state_dict(hw); loaded.append(name)
+        if not hw: continue
+        if set(hw) != set(mine) or any(hw[k].shape != mine[k].shape for k in hw):
+            diff = sorted(set(hw) ^ set(mine)) or [f"{k} {tuple(hw[k].shape)} vs {tuple(mine[k].shape)}" for k in hw if hw[k].shape != mine[k].shape]
+            raise ConfigError(f"init.load_heads: head {name!r} of {init.checkpoint} does not match this config's ({diff[0]}); rename the head to start it new")
+        head.load_state_dict(hw); loaded.append(name)
     return loaded
 
 def param_blocks(model: Model, layer_lr: list[float]) -> list:
