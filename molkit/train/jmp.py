@@ -4,7 +4,7 @@
 
 # %% ../../nbs/65b_train.jmp.ipynb 3
 from __future__ import annotations
-import re, warnings
+import pickle, re, types, warnings
 from pathlib import Path
 import torch
 from torch import Tensor, nn
@@ -14,8 +14,8 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 # %% auto 0
 __all__ = ['JMP_PREFIXES', 'JMP_RENAMES', 'JMP_UNLOADED', 'FORCE_BRANCH', 'jmp_to_molkit_key', 'molkit_to_jmp_key',
-           'jmp_state_dict', 'jmp_lightning_checkpoint', 'load_jmp_backbone', 'read_checkpoint', 'checkpoint_format',
-           'save_jmp_backbone']
+           'jmp_state_dict', 'jmp_lightning_checkpoint', 'load_jmp_backbone', 'Unresolved', 'read_checkpoint',
+           'checkpoint_format', 'save_jmp_backbone']
 
 # %% ../../nbs/65b_train.jmp.ipynb
 JMP_PREFIXES: dict[str, str] = {'embedding.atom_embedding.': 'atom_emb.',  # JMP keeps the embedding outside the backbone
@@ -125,6 +125,19 @@ def load_jmp_backbone(backbone: nn.Module,  # molkit GemNet-OC, configured like 
     return skipped
 
 # %% ../../nbs/65b_train.jmp.ipynb
+class Unresolved:
+    "Stands for an object whose class cannot be imported (e.g. JMP's config classes without `jmp` installed)."
+    def __init__(self, *args, **kwargs): self.args, self.kwargs = args, kwargs
+    def __setstate__(self, state): self.state = state
+
+class _LenientUnpickler(pickle.Unpickler):
+    "A full unpickler that puts an `Unresolved` subclass in place of any class it cannot import."
+    def find_class(self, module: str, name: str):
+        try: return super().find_class(module, name)
+        except (ImportError, AttributeError): return type(name, (Unresolved,), {'__module__': f'unresolved.{module}'})
+
+_lenient_pickle = types.SimpleNamespace(__name__='molkit_lenient_pickle', Unpickler=_LenientUnpickler, load=pickle.load)
+
 def read_checkpoint(path: str | Path,
                     trusted: bool = False,  # allow a full unpickle (runs code in the file) if a weights-only load refuses
                     ) -> dict:
@@ -136,7 +149,7 @@ def read_checkpoint(path: str | Path,
             raise CheckpointError(f"{e}. Released JMP checkpoints hold pickled config objects: if you trust this file, "
                                   "allow a full unpickle with init.trusted: true (molkit finetune --trusted)") from None
     warnings.warn(f"{path}: loading with a full unpickle because init.trusted is set: this runs any code the file holds")
-    state = torch.load(path, map_location='cpu', weights_only=False)
+    state = torch.load(path, map_location='cpu', weights_only=False, pickle_module=_lenient_pickle)
     if not isinstance(state, dict): raise CheckpointError(f"could not load checkpoint {path}: holds a {type(state).__name__}, not a dict")
     return state
 
