@@ -184,3 +184,32 @@ def test_pretrain_two_datasets_then_finetune_a_new_target(emt, tmp_path):
     assert not torch.equal(a['model']['backbone.embedding.weight'][other], emb_pre[other])  # the EMA differs from the live weights
     rows = [yaml.safe_load(l) for l in (tmp_path / 'ft' / 'evals.jsonl').read_text().splitlines()]
     assert 'val_gap_mae' in rows[-1]
+
+PRESETS = sorted((Path(__file__).resolve().parents[1] / 'configs' / 'jmp').rglob('*.yaml'))
+
+def test_presets_exist():
+    names = {p.stem for p in PRESETS}
+    assert {'jmp_s', 'jmp_l'} <= names
+    for task in ('qm9', 'rmd17', 'md22', 'spice', 'matbench_jdft2d', 'qmof'): assert {f'{task}_s', f'{task}_l'} <= names, task
+
+@pytest.mark.parametrize('path', PRESETS, ids=lambda p: f'{p.parent.name}/{p.stem}')
+def test_preset_passes_the_config_checks(path):
+    "Every JMP preset loads through the engine's config checks, builds (on the meta device) and has consistent lengths."
+    from molkit.train.setup import load_config
+    from molkit.train.model import build_model, param_blocks
+    cfg = load_config(path)  # types, keys and cross-references (check_experiment); the data is not opened
+    with torch.device('meta'): model = build_model(cfg.model)
+    blocks = param_blocks(model, cfg.optim.layer_lr)  # one multiplier per block, or a one-line error
+    assert cfg.optim.betas == [0.9, 0.95] and cfg.optim.weight_decay == 0.1 and not cfg.optim.exclude_no_decay
+    if path.parent.name == 'pretrain':
+        assert cfg.data.temperature == 2.0 and cfg.ema.decay == 0.99 and cfg.optim.clip_grad_norm == 1.0
+        assert cfg.schedule.warmup_steps == 2000 and cfg.schedule.start_factor == 0.2 and cfg.model.backbone_cfg['edge_dropout'] == 0.1
+        assert all(s.reduction == 'structurewise' for s in cfg.loss if s.fn == 'l2mae') and cfg.precision.mode in ('fp16', 'bf16')
+        assert not blocks
+    else:
+        assert cfg.init is None and cfg.optim.lr == 8e-5 and cfg.optim.clip_grad_value == 1.0 and cfg.optim.clip_grad_norm is None
+        want = {'jmp_s': [0.3, 0.30, 0.40, 0.55, 0.625], 'jmp_l': [0.3, 0.55, 0.40, 0.30, 0.40, 0.55, 0.625]}[cfg.model.preset]
+        assert cfg.optim.layer_lr == want and [b.scale for b in blocks] == want
+        s, t = cfg.schedule, cfg.train
+        assert (s.warmup_steps, s.total_steps) == (5 * t.eval_every, 32 * t.eval_every) and s.plateau and s.scale_min_factor
+        assert t.early_stopping_patience in (50, 1000) and t.min_lr > 0 and cfg.seed == 42 and not cfg.model.backbone_cfg['direct_forces']
