@@ -138,6 +138,8 @@ class _LenientUnpickler(pickle.Unpickler):
 
 _lenient_pickle = types.SimpleNamespace(__name__='molkit_lenient_pickle', Unpickler=_LenientUnpickler, load=pickle.load)
 
+_SYSTEM_MODULES = ('posix.', 'nt.', 'os.', 'subprocess.', 'builtins.', 'sys.', 'shutil.', 'socket.', 'importlib.', 'runpy.', 'pty.')
+
 def read_checkpoint(path: str | Path,
                     trusted: bool = False,  # allow a full unpickle (runs code in the file) if a weights-only load refuses
                     ) -> dict:
@@ -145,6 +147,9 @@ def read_checkpoint(path: str | Path,
     try: return load_checkpoint(path)
     except CheckpointError as e:
         if 'a weights-only load refuses' not in str(e): raise
+        g = (re.findall(r'GLOBAL (\S+)', str(e)) or [''])[0]
+        if g.startswith(_SYSTEM_MODULES):  # no model checkpoint calls these while unpickling
+            raise CheckpointError(f"{e}. Unpickling it would call {g}: molkit will not load it, trusted or not") from None
         if not trusted:
             raise CheckpointError(f"{e}. Released JMP checkpoints hold pickled config objects: if you trust this file, "
                                   "allow a full unpickle with init.trusted: true (molkit finetune --trusted)") from None
