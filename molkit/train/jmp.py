@@ -15,7 +15,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 # %% auto 0
 __all__ = ['JMP_PREFIXES', 'JMP_RENAMES', 'JMP_UNLOADED', 'FORCE_BRANCH', 'jmp_to_molkit_key', 'molkit_to_jmp_key',
            'jmp_state_dict', 'jmp_lightning_checkpoint', 'load_jmp_backbone', 'Unresolved', 'read_checkpoint',
-           'checkpoint_format', 'save_jmp_backbone']
+           'checkpoint_format', 'save_jmp_tensors']
 
 # %% ../../nbs/65b_train.jmp.ipynb
 JMP_PREFIXES: dict[str, str] = {'embedding.atom_embedding.': 'atom_emb.',  # JMP keeps the embedding outside the backbone
@@ -165,7 +165,7 @@ def checkpoint_format(state: dict) -> str | None:
     if isinstance(sd, dict) and any(isinstance(k, str) and k.startswith('backbone.') for k in sd): return 'jmp'
     return None
 
-def save_jmp_backbone(path: str | Path, ck: dict, use_ema: bool = True) -> Path:
+def save_jmp_tensors(path: str | Path, ck: dict, use_ema: bool = True) -> Path:
     "Keep only a JMP checkpoint's tensors (`state_dict` and EMA tuple) in a file that loads weights-only."
     opt = [{'ema': tuple(ck['optimizer_states'][0]['ema'])}] if use_ema else []
     return save_checkpoint({'state_dict': dict(ck['state_dict']), 'optimizer_states': opt}, path)
