@@ -213,3 +213,23 @@ def test_preset_passes_the_config_checks(path):
         s, t = cfg.schedule, cfg.train
         assert (s.warmup_steps, s.total_steps) == (5 * t.eval_every, 32 * t.eval_every) and s.plateau and s.scale_min_factor
         assert t.early_stopping_patience in (50, 1000) and t.min_lr > 0 and cfg.seed == 42 and not cfg.model.backbone_cfg['direct_forces']
+
+@pytest.mark.slow
+def test_full_size_jmp_s_layout_loads_and_runs():
+    "A JMP-S-sized checkpoint (38.9M backbone parameters) loads into the jmp_s preset, force branch dropped, and runs."
+    from molkit.train.jmp import load_jmp_backbone
+    torch.manual_seed(0)
+    src = GemNetOC(GEMNET_OC_PRESETS['jmp_s'])
+    for n, b in src.named_buffers():
+        if n.endswith('scale_factor'): b.fill_(1.0)
+    assert sum(p.numel() for p in src.parameters()) == 38_873_088  # 38.9M: the S count with the force branch
+    ema = {k: 0.5 * v.detach() for k, v in src.named_parameters()}
+    ck = jmp_lightning_checkpoint(src, ema)
+    del src
+    ft = GemNetOC(dataclasses.replace(GEMNET_OC_PRESETS['jmp_s'], direct_forces=False, cutoff=6.0))
+    skipped = load_jmp_backbone(ft, ck)
+    assert sum(k.startswith('backbone.out_mlp_F.') for k in skipped) == 5 and sum(k.startswith('output.') for k in skipped) == 72
+    for k, v in ft.named_parameters(): assert torch.equal(v, ema[k]), k
+    mol = toy_molecules(2, seed=1)
+    with torch.no_grad(): out = ft.eval()(Batch.from_data_list(mol))
+    assert out['node'].shape == (sum(len(m.z) for m in mol), 256) and torch.isfinite(out['node']).all()
