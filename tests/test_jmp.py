@@ -62,6 +62,8 @@ def test_finetune_from_a_jmp_checkpoint(toy, jmp_file, tmp_path):
         want = ema[k] if k in ema else src.state_dict()[k]  # parameters: the EMA; scale factors: the file's
         assert torch.equal(v, want), k
     assert 'heads.energy.mlp.0.weight' in ck['model']
+    p = molkit('eval', tmp_path / 'ft' / 'best.pt', '--split', 'val')  # evaluation does not reopen the JMP file
+    assert 'energy_mae' in p.stdout and 'unpickle' not in p.stderr, p.stderr[-1500:]
 
 def test_jmp_checkpoint_that_does_not_match_the_config(toy, jmp_file, tmp_path):
     path = jmp_file[0]
