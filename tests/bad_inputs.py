@@ -450,7 +450,8 @@ def finetune_layer_lr_wrong_length(d):
 @case
 def finetune_backbone_mismatch(d):
     return Case('', _finetune(d, 'model.backbone_cfg.hidden_dim=16'), 2,
-                ['init.checkpoint: its model.backbone_cfg is', 'they must match'], changes=['run', 'ft'])
+                ["init.checkpoint: the checkpoint's backbone does not fit this config's (its model.backbone_cfg is",
+                 'weights differ, e.g. embedding.weight'], changes=['run', 'ft'])
 
 @case
 def finetune_head_mismatch(d):

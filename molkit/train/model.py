@@ -4,7 +4,7 @@
 
 # %% ../../nbs/66c_train.model.ipynb 3
 from __future__ import annotations
-import dataclasses, difflib, inspect
+import dataclasses, difflib, inspect, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_type_hints
@@ -179,6 +179,23 @@ def _checkpoint_weights(sd: dict, use_ema: bool) -> dict[str, Tensor]:
         w.update(sd['ema']['shadow']); w.update(sd['ema'].get('buffers', {}))
     return w
 
+def _load_backbone(model: Model, cfg: ModelConfig, theirs: ModelConfig, w: dict[str, Tensor]):
+    "Load the backbone weights of a molkit checkpoint; options that change no weight may differ (with a warning)."
+    from molkit.train.jmp import FORCE_BRANCH
+    if theirs.backbone != cfg.backbone:
+        raise ConfigError(f"init.checkpoint: its model.backbone is {theirs.backbone!r}, this config's is {cfg.backbone!r}; they must match")
+    mine = model.backbone.state_dict()
+    bw = {k[len('backbone.'):]: v for k, v in w.items() if k.startswith('backbone.')}
+    if getattr(model.backbone.cfg, 'direct_forces', True) is False:  # GemNet-OC without its force branch: drop it
+        bw = {k: v for k, v in bw.items() if k in mine or not FORCE_BRANCH.match(k)}
+    bad = sorted(set(bw) ^ set(mine)) or [f"{k} {tuple(bw[k].shape)} vs {tuple(mine[k].shape)}" for k in bw if bw[k].shape != mine[k].shape]
+    diff = '; '.join(f"its model.{k} is {getattr(theirs, k)!r}, this config's is {getattr(cfg, k)!r}"
+                     for k in ('preset', 'backbone_cfg') if getattr(theirs, k) != getattr(cfg, k))
+    if bad: raise ConfigError(f"init.checkpoint: the checkpoint's backbone does not fit this config's ({diff or 'same options'}): "
+                              f"{len(bad)} weights differ, e.g. {bad[0]}")
+    if diff: warnings.warn(f"init.checkpoint: fine-tuning with backbone options other than the checkpoint's ({diff}); its weights fit")
+    model.backbone.load_state_dict(bw)
+
 def init_from_checkpoint(model: Model, cfg: ModelConfig, init: InitConfig) -> list[str]:  # names of the heads loaded
     "Load a checkpoint's backbone (and matching heads) into `model`; the backbones must be configured alike."
     from molkit.train.jmp import checkpoint_format, load_jmp_backbone, read_checkpoint
@@ -192,12 +209,8 @@ def init_from_checkpoint(model: Model, cfg: ModelConfig, init: InitConfig) -> li
         if init.load_heads: raise ConfigError(f"init.load_heads: {init.checkpoint} is a JMP checkpoint, whose pre-training heads molkit does not load")
         load_jmp_backbone(model.backbone, sd, init.use_ema, f"init.checkpoint: {init.checkpoint}")
         return []
-    theirs = from_dict(ModelConfig, sd['config']['model'], 'checkpoint model')
-    for k in ('backbone', 'preset', 'backbone_cfg'):
-        if getattr(theirs, k) != getattr(cfg, k):
-            raise ConfigError(f"init.checkpoint: its model.{k} is {getattr(theirs, k)!r}, this config's is {getattr(cfg, k)!r}; they must match")
     w = _checkpoint_weights(sd, init.use_ema)
-    model.backbone.load_state_dict({k[len('backbone.'):]: v for k, v in w.items() if k.startswith('backbone.')})
+    _load_backbone(model, cfg, from_dict(ModelConfig, sd['config']['model'], 'checkpoint model'), w)
     loaded = []
     for name, head in model.heads.items() if init.load_heads else []:
         hw = {k[len(f'heads.{name}.'):]: v for k, v in w.items() if k.startswith(f'heads.{name}.')}
