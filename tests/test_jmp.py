@@ -235,3 +235,33 @@ def test_full_size_jmp_s_layout_loads_and_runs():
     mol = toy_molecules(2, seed=1)
     with torch.no_grad(): out = ft.eval()(Batch.from_data_list(mol))
     assert out['node'].shape == (sum(len(m.z) for m in mol), 256) and torch.isfinite(out['node']).all()
+
+def test_presets_run_pretrain_then_finetune(emt, toy, tmp_path):
+    "The JMP-S pre-training preset, then the rMD17 JMP-S fine-tuning preset from its checkpoint, each for a few steps on"
+    " tiny data with the tiny GemNet-OC (the presets' own optimiser, schedule, losses and heads; data and sizes overridden)."
+    import warnings
+    from molkit.train.loop import train
+    root = Path(__file__).resolve().parents[1] / 'configs' / 'jmp'
+    small = {'cutoff': 5.0, 'max_num_neighbors': 12, 'absolute_rbf_cutoff': 5.0}
+    ds = [{'name': n, 'source': str(src), 'split': {'train': 0.75, 'val': 0.25}, 'linear_reference': ['energy']}
+          for n, src in (('oc20', emt), ('oc22', emt), ('ani1x', toy), ('t1x', toy))]
+    pre = train(root / 'pretrain' / 'jmp_s.yaml', overrides=[
+        f'data.datasets={ds}', 'data.batch_size=4', 'data.num_workers=0', 'model.preset=tiny',
+        *[f'model.backbone_cfg.{k}={v}' for k, v in small.items()], 'precision.mode=fp32', 'train.max_epochs=null',
+        'train.max_steps=3', 'train.eval_every=3', 'train.log_every=1', 'train.progress=false', 'train.device=cpu',
+        'schedule.warmup_steps=2', f'run_dir={tmp_path / "pre"}'])
+    rows = [yaml.safe_load(l) for l in (tmp_path / 'pre' / 'evals.jsonl').read_text().splitlines()]
+    assert {'val_oc20/forces_mae', 'val_t1x/energy_mae'} <= set(rows[-1])
+    with warnings.catch_warnings(record=True) as w:  # other graph options than pre-training: allowed, with a warning
+        warnings.simplefilter('always')
+        train(root / 'finetune' / 'rmd17_s.yaml', overrides=[
+            f'data.dataset={toy}', 'data.split_file=null', 'data.split={train: 16, val: 8}', 'model.preset=tiny',
+            *[f'model.backbone_cfg.{k}={v}' for k, v in small.items()], 'optim.layer_lr=[0.3, 0.55, 0.625]',
+            f'init={{checkpoint: {pre.checkpoint}}}', 'train.max_epochs=null', 'train.max_steps=6', 'train.eval_every=2',
+            'train.checkpoint_every=2', 'schedule.warmup_steps=2', 'schedule.total_steps=4', 'train.progress=false',
+            'train.device=cpu', f'run_dir={tmp_path / "ft"}'])
+    assert any('options other than the checkpoint' in str(x.message) for x in w)
+    rows = [yaml.safe_load(l) for l in (tmp_path / 'ft' / 'evals.jsonl').read_text().splitlines()]
+    assert len(rows) == 3 and 'val_forces_mae' in rows[-1]
+    ck = load_checkpoint(tmp_path / 'ft' / 'best.pt')
+    assert not any('seq_forces' in k or 'out_mlp_F' in k for k in ck['model'])  # force branch dropped

@@ -185,7 +185,8 @@ def _load_backbone(model: Model, cfg: ModelConfig, theirs: ModelConfig, w: dict[
     if theirs.backbone != cfg.backbone:
         raise ConfigError(f"init.checkpoint: its model.backbone is {theirs.backbone!r}, this config's is {cfg.backbone!r}; they must match")
     mine = model.backbone.state_dict()
-    bw = {k[len('backbone.'):]: v for k, v in w.items() if k.startswith('backbone.')}
+    transient = {k for k, _ in model.backbone.named_buffers()} - set(mine)  # non-persistent buffers (the EMA keeps them)
+    bw = {k[len('backbone.'):]: v for k, v in w.items() if k.startswith('backbone.') and k[len('backbone.'):] not in transient}
     if getattr(model.backbone.cfg, 'direct_forces', True) is False:  # GemNet-OC without its force branch: drop it
         bw = {k: v for k, v in bw.items() if k in mine or not FORCE_BRANCH.match(k)}
     bad = sorted(set(bw) ^ set(mine)) or [f"{k} {tuple(bw[k].shape)} vs {tuple(mine[k].shape)}" for k in bw if bw[k].shape != mine[k].shape]
