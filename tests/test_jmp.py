@@ -237,8 +237,7 @@ def test_full_size_jmp_s_layout_loads_and_runs():
     assert out['node'].shape == (sum(len(m.z) for m in mol), 256) and torch.isfinite(out['node']).all()
 
 def test_presets_run_pretrain_then_finetune(emt, toy, tmp_path):
-    "The JMP-S pre-training preset, then the rMD17 JMP-S fine-tuning preset from its checkpoint, each for a few steps on"
-    " tiny data with the tiny GemNet-OC (the presets' own optimiser, schedule, losses and heads; data and sizes overridden)."
+    "JMP-S pre-training preset, then rMD17 JMP-S fine-tuning from its checkpoint: a few steps on tiny data and GemNet-OC."
     import warnings
     from molkit.train.loop import train
     root = Path(__file__).resolve().parents[1] / 'configs' / 'jmp'
