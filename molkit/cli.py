@@ -270,15 +270,17 @@ def _train(a: argparse.Namespace) -> int:
     return 0
 
 @command('finetune', "fine-tune a trained checkpoint's backbone with the heads of a config (JMP-style; = train with init.checkpoint)",
-         arg('checkpoint', help='molkit checkpoint whose backbone (EMA weights) starts the run'),
+         arg('checkpoint', help='molkit checkpoint, or a JMP release (jmp-s.pt, jmp-l.pt), whose backbone (EMA weights) starts the run'),
          arg('config', help='YAML experiment config: data, new heads, losses, optimiser (optim.layer_lr), schedule'),
          arg('--resume', action='store_true', help='continue from the latest checkpoint of the run directory'),
          arg('--load-heads', action='store_true', help='also load heads whose names and shapes match'),
+         arg('--trusted', action='store_true', help='allow a full unpickle of CHECKPOINT (runs code in it) when a '
+             'weights-only load refuses it, e.g. a released JMP checkpoint from a source you trust'),
          arg('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE', help='dotted override (repeatable)'))
 def _finetune(a: argparse.Namespace) -> int:
     "Run `molkit finetune`."
     import json
-    init = json.dumps({'checkpoint': str(a.checkpoint), 'load_heads': a.load_heads})
+    init = json.dumps({'checkpoint': str(a.checkpoint), 'load_heads': a.load_heads, 'trusted': a.trusted})
     a.overrides = [f'init={init}', *a.overrides]
     return _train(a)
 

@@ -434,6 +434,94 @@ def eval_element_beyond_embedding(d):
     return Case('', ['eval', ck, d / 'db105'], 2, ['atomic numbers [105]: the backbone SchNet embeds 1..99'], changes=['run'])
 
 
+
+# ------------------------------------------------------------------ fine-tuning (issue 14)
+
+def _finetune(d: Path, *overrides, extra: tuple = ()) -> list:
+    "`molkit finetune` of a tiny trained run's best checkpoint with the tiny config (run dir `ft`) and overrides."
+    ck = _trained(d)  # writes the tiny config d / 'exp.yaml'
+    return ['finetune', ck, d / 'exp.yaml', '--set', f"run_dir={d / 'ft'}", *extra, *[a for o in overrides for a in ('--set', o)]]
+
+@case
+def finetune_layer_lr_wrong_length(d):
+    return Case('', _finetune(d, 'optim.layer_lr=[0.3, 0.5, 1.0]'), 2,
+                ['optim.layer_lr: 3 multipliers for the 2 blocks of SchNet (embedding, interactions.0)'], changes=['run', 'ft'])
+
+@case
+def finetune_backbone_mismatch(d):
+    return Case('', _finetune(d, 'model.backbone_cfg.hidden_dim=16'), 2,
+                ["init.checkpoint: the checkpoint's backbone does not fit this config's (its model.backbone_cfg is",
+                 'weights differ, e.g. embedding.weight'], changes=['run', 'ft'])
+
+@case
+def finetune_head_mismatch(d):
+    return Case('', _finetune(d, 'model.heads.energy.hidden_dim=3', extra=('--load-heads',)), 2,
+                ["init.load_heads: head 'energy' of", 'does not match this config'], changes=['run', 'ft'])
+
+@case
+def finetune_unknown_checkpoint_format(d):
+    import torch
+    torch.save({'weights': torch.ones(3), 'step': 1}, d / 'other.pt')
+    return Case('', ['finetune', d / 'other.pt', _config(d)], 2,
+                [f"{d / 'other.pt'} is not a molkit checkpoint (model, config) or a JMP Lightning checkpoint",
+                 "top-level keys ['step', 'weights']"])
+
+def _jmp_file(d: Path, name: str = 'jmp.pt', **extra) -> Path:
+    "A JMP-layout checkpoint of a tiny GemNet-OC, with `extra` top-level entries."
+    import torch
+    from molkit.models.gemnet_oc.model import GEMNET_OC_PRESETS, GemNetOC
+    from molkit.train.jmp import jmp_lightning_checkpoint
+    torch.save({**jmp_lightning_checkpoint(GemNetOC(GEMNET_OC_PRESETS['tiny'])), **extra}, d / name)
+    return d / name
+
+def _gemnet_config(d: Path) -> Path:
+    "The tiny config with a tiny GemNet-OC backbone of another edge width than `_jmp_file`'s."
+    import yaml
+    cfg = yaml.safe_load(_config(d).read_text())
+    cfg['model'].update(backbone='gemnet_oc', preset='tiny', backbone_cfg={'direct_forces': False, 'emb_size_edge': 16})
+    (d / 'gemnet.yaml').write_text(yaml.safe_dump(cfg))
+    return d / 'gemnet.yaml'
+
+@case
+def finetune_jmp_backbone_mismatch(d):
+    return Case('', ['finetune', _jmp_file(d), _gemnet_config(d)], 2,
+                ["init.checkpoint: " + str(d / 'jmp.pt') + ": its GemNet-OC backbone does not match this config's", 'shapes differ'])
+
+@case
+def finetune_jmp_malicious_untrusted(d):
+    "A JMP-layout file whose hyper_parameters run a shell command when unpickled: refused, and nothing runs."
+    p = _jmp_file(d, hyper_parameters=Evil(str(d / MARKER)))
+    return Case('', ['finetune', p, _gemnet_config(d)], 2, [str(p), 'a weights-only load refuses', 'would call posix.system'])
+
+@case
+def finetune_jmp_malicious_trusted(d):
+    "The same file with --trusted: still refused, because unpickling it would call os.system."
+    p = _jmp_file(d, hyper_parameters=Evil(str(d / MARKER)))
+    return Case('', ['finetune', p, _gemnet_config(d), '--trusted'], 2, [str(p), 'molkit will not load it, trusted or not'])
+
+@case
+def finetune_jmp_untrusted(d):
+    "A JMP-layout file with pickled config objects (as the released files have): refused without --trusted."
+    import fractions
+    p = _jmp_file(d, hyper_parameters=fractions.Fraction(1, 3))  # a Python object a weights-only load refuses
+    return Case('', ['finetune', p, _gemnet_config(d)], 2,
+                [str(p), 'a weights-only load refuses', 'init.trusted: true (molkit finetune --trusted)'])
+
+@case
+def train_multi_dataset_missing_label(d):
+    "Two datasets; a head names a label that its dataset's records do not carry."
+    import yaml
+    cfg = yaml.safe_load(_config(d).read_text())
+    ds = cfg['data'].pop('dataset')
+    cfg['data'].pop('split')
+    cfg['data']['datasets'] = [{'name': 'a', 'source': ds, 'split': {'train': 6, 'val': 2}},
+                               {'name': 'b', 'source': ds, 'split': {'train': 6, 'val': 2}}]
+    cfg['model']['heads'] = {'a/energy': {'type': 'energy'}, 'b/U0': {'type': 'energy'}}
+    cfg['loss'] = [{'target': 'a/energy'}, {'target': 'b/U0'}]
+    (d / 'multi.yaml').write_text(yaml.safe_dump(cfg))
+    return Case('', ['train', d / 'multi.yaml'], 2, ["model.heads.b/U0: dataset 'b'", "has no label 'U0'"], changes=['run'])
+
+
 # ------------------------------------------------------------------ runner
 
 def snapshot(root: Path) -> dict:

@@ -4,10 +4,10 @@
 
 # %% ../../nbs/66c_train.model.ipynb 3
 from __future__ import annotations
-import dataclasses, difflib, inspect
+import dataclasses, difflib, inspect, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, get_type_hints
+from typing import Any, ClassVar, Literal, get_type_hints
 import torch
 from torch import Tensor, nn
 from ..models.base import Head, Model, build_backbone, load_backbones
@@ -166,9 +166,11 @@ def build_model(cfg: ModelConfig,
 @dataclass
 class InitConfig:
     "Start from a trained checkpoint's backbone (and optionally matching heads)."
-    checkpoint: str  # a molkit checkpoint file (`best.pt`, `checkpoints/step_*.pt`)
+    checkpoint: str  # a molkit checkpoint (`best.pt`, `checkpoints/step_*.pt`) or a JMP release (`jmp-s.pt`, `jmp-l.pt`)
     use_ema: bool = True  # the checkpoint's EMA weights where it has them
     load_heads: bool = False  # also load heads whose name and shapes match (default: all heads new)
+    format: Literal['auto', 'molkit', 'jmp'] = 'auto'  # checkpoint layout; 'auto' tells them apart (`molkit.train.jmp`)
+    trusted: bool = False  # allow a full unpickle (runs code in the file) when a weights-only load refuses it
 
 def _checkpoint_weights(sd: dict, use_ema: bool) -> dict[str, Tensor]:
     "The checkpoint's model state, with the EMA shadow weights and buffers in place of the live ones if asked."
@@ -177,24 +179,48 @@ def _checkpoint_weights(sd: dict, use_ema: bool) -> dict[str, Tensor]:
         w.update(sd['ema']['shadow']); w.update(sd['ema'].get('buffers', {}))
     return w
 
+def _load_backbone(model: Model, cfg: ModelConfig, theirs: ModelConfig, w: dict[str, Tensor]):
+    "Load the backbone weights of a molkit checkpoint; options that change no weight may differ (with a warning)."
+    from molkit.train.jmp import FORCE_BRANCH
+    if theirs.backbone != cfg.backbone:
+        raise ConfigError(f"init.checkpoint: its model.backbone is {theirs.backbone!r}, this config's is {cfg.backbone!r}; they must match")
+    mine = model.backbone.state_dict()
+    transient = {k for k, _ in model.backbone.named_buffers()} - set(mine)  # non-persistent buffers (the EMA keeps them)
+    bw = {k[len('backbone.'):]: v for k, v in w.items() if k.startswith('backbone.') and k[len('backbone.'):] not in transient}
+    if getattr(model.backbone.cfg, 'direct_forces', True) is False:  # GemNet-OC without its force branch: drop it
+        bw = {k: v for k, v in bw.items() if k in mine or not FORCE_BRANCH.match(k)}
+    bad = sorted(set(bw) ^ set(mine)) or [f"{k} {tuple(bw[k].shape)} vs {tuple(mine[k].shape)}" for k in bw if bw[k].shape != mine[k].shape]
+    diff = '; '.join(f"its model.{k} is {getattr(theirs, k)!r}, this config's is {getattr(cfg, k)!r}"
+                     for k in ('preset', 'backbone_cfg') if getattr(theirs, k) != getattr(cfg, k))
+    if bad: raise ConfigError(f"init.checkpoint: the checkpoint's backbone does not fit this config's ({diff or 'same options'}): "
+                              f"{len(bad)} weights differ, e.g. {bad[0]}")
+    if diff: warnings.warn(f"init.checkpoint: fine-tuning with backbone options other than the checkpoint's ({diff}); its weights fit")
+    model.backbone.load_state_dict(bw)
+
 def init_from_checkpoint(model: Model, cfg: ModelConfig, init: InitConfig) -> list[str]:  # names of the heads loaded
     "Load a checkpoint's backbone (and matching heads) into `model`; the backbones must be configured alike."
-    from molkit.train.checkpoint import load_checkpoint
-    sd = load_checkpoint(init.checkpoint)
-    if not isinstance(sd, dict) or 'model' not in sd or 'config' not in sd:
-        raise ConfigError(f"init.checkpoint: {init.checkpoint} is not a molkit checkpoint (no 'model' and 'config' entries)")
-    theirs = from_dict(ModelConfig, sd['config']['model'], 'checkpoint model')
-    for k in ('backbone', 'preset', 'backbone_cfg'):
-        if getattr(theirs, k) != getattr(cfg, k):
-            raise ConfigError(f"init.checkpoint: its model.{k} is {getattr(theirs, k)!r}, this config's is {getattr(cfg, k)!r}; they must match")
+    from molkit.train.jmp import checkpoint_format, load_jmp_backbone, read_checkpoint
+    sd = read_checkpoint(init.checkpoint, init.trusted)
+    fmt = checkpoint_format(sd)
+    if fmt is None or init.format not in ('auto', fmt):
+        found = f"a {fmt} checkpoint" if fmt else f"top-level keys {sorted(map(str, sd))[:8]}"
+        want = 'a molkit checkpoint (model, config) or a JMP Lightning checkpoint (state_dict with backbone.* weights)'
+        raise ConfigError(f"init.checkpoint: {init.checkpoint} is not {want if init.format == 'auto' else 'a ' + init.format + ' checkpoint'}; it holds {found}")
+    if fmt == 'jmp':
+        if init.load_heads: raise ConfigError(f"init.load_heads: {init.checkpoint} is a JMP checkpoint, whose pre-training heads molkit does not load")
+        load_jmp_backbone(model.backbone, sd, init.use_ema, f"init.checkpoint: {init.checkpoint}")
+        return []
     w = _checkpoint_weights(sd, init.use_ema)
-    model.backbone.load_state_dict({k[len('backbone.'):]: v for k, v in w.items() if k.startswith('backbone.')})
+    _load_backbone(model, cfg, from_dict(ModelConfig, sd['config']['model'], 'checkpoint model'), w)
     loaded = []
     for name, head in model.heads.items() if init.load_heads else []:
         hw = {k[len(f'heads.{name}.'):]: v for k, v in w.items() if k.startswith(f'heads.{name}.')}
         mine = head.state_dict()
-        if hw and set(hw) == set(mine) and all(hw[k].shape == mine[k].shape for k in hw):
-            head.load_state_dict(hw); loaded.append(name)
+        if not hw: continue
+        if set(hw) != set(mine) or any(hw[k].shape != mine[k].shape for k in hw):
+            diff = sorted(set(hw) ^ set(mine)) or [f"{k} {tuple(hw[k].shape)} vs {tuple(mine[k].shape)}" for k in hw if hw[k].shape != mine[k].shape]
+            raise ConfigError(f"init.load_heads: head {name!r} of {init.checkpoint} does not match this config's ({diff[0]}); rename the head to start it new")
+        head.load_state_dict(hw); loaded.append(name)
     return loaded
 
 def param_blocks(model: Model, layer_lr: list[float]) -> list:
