@@ -359,11 +359,12 @@ def _predict(a: argparse.Namespace) -> int:
     return 0
 
 # %% ../nbs/90_cli.ipynb
-@command('demo', 'L1 regression vs DMoE on embedded QM9 at the same budget: a table and an HTML report',
+@command('demo', 'L1 regression, its controls and DMoE on embedded QM9 at the same budget: tables and an HTML report',
          arg('--out', default='molkit_demo', help='output directory (runs/, results.json, report.html)'),
          arg('--steps', type=int, default=None, help='optimiser steps per model (default: the demo\'s, ~4 min on 2 CPU cores)'),
          arg('--n-train', type=int, default=None, help='training molecules'),
-         arg('--seed', type=int, default=0),
+         arg('--seed', type=int, default=0, help='first seed'),
+         arg('--seeds', type=int, default=1, help='seeds per model (the table gives mean ± std)'),
          arg('--device', default=None, help='cpu, cuda (default: cuda if available)'),
          arg('--overwrite', action='store_true', help='delete the runs of an earlier demo in --out first'),
          arg('--quiet', action='store_true', help='no progress bars'))
@@ -376,7 +377,8 @@ def _demo(a: argparse.Namespace) -> int:
         if not a.overwrite: raise FileExistsError(f"{runs} exists from an earlier demo; pass --overwrite or another --out")
         shutil.rmtree(runs)
     kw = {k: v for k, v in (('steps', a.steps), ('n_train', a.n_train)) if v is not None}
-    res = run_demo(a.out, seed=a.seed, device=a.device, progress=not a.quiet, **kw)
+    if a.seeds < 1: raise ValueError(f"--seeds must be >= 1, got {a.seeds}")
+    res = run_demo(a.out, seed=a.seed, seeds=a.seeds, device=a.device, progress=not a.quiet, **kw)
     print(f"report: {res['report']}\nresults: {res['results']}\n({res['time_s']:.0f} s)")
     return 0
 

@@ -19,7 +19,7 @@ def test_demo_writes_table_report_and_refuses_to_clobber(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     assert 'L1' in p.stdout and 'DMoE' in p.stdout and 'MAE (meV)' in p.stdout
     res = json.loads((out / 'results.json').read_text())
-    assert [r['model'] for r in res['table']] == ['L1', 'DMoE']
+    assert [r['model'] for r in res['table']] == ['L1', 'control', 'mean–var', 'DMoE']
     html = (out / 'report.html').read_text()
     assert 'plotly' in html and 'L1 vs DMoE' in html
     again = molkit('demo', '--out', out, '--steps', '6', '--n-train', '64', '--quiet')
