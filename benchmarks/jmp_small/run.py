@@ -8,7 +8,7 @@ train` / `molkit finetune` call in a fresh process; finished runs are skipped, s
 
 Writes OUT/results.json and OUT/results.md (test metrics at each run's best validation checkpoint).
 """
-import argparse, json, math, os, statistics, subprocess, sys, time
+import argparse, json, math, os, shutil, statistics, subprocess, sys, time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -50,27 +50,39 @@ def main():
     ap.add_argument('--pretrains', nargs='+', default=list(PRETRAIN), choices=list(PRETRAIN))
     a = ap.parse_args()
     t0, rows = time.time(), []
-    for name in a.pretrains:
-        run = a.out / f'pretrain_{name}'
-        if not done(run, a.pretrain_steps):
-            sets = [f'run_dir={run}', f'train.max_steps={a.pretrain_steps}', 'train.progress=false', *PRETRAIN[name]]
-            molkit('train', str(HERE / 'pretrain.yaml'), *[x for s in sets for x in ('--set', s)], log=run.with_suffix('.log'))
-        print(f'pretrain {name} done ({time.time() - t0:.0f} s)', flush=True)
     starts = [('scratch', None)] + [(n, a.out / f'pretrain_{n}' / 'best.pt') for n in a.pretrains]
-    for task in TASKS:
-        for start, ckpt in starts:
+    for start, ckpt in starts:  # T2 first, its fine-tunes and the scratch runs next, then each ablation
+        if ckpt is not None: pretrain(start, a)
+        for task in TASKS:
             for seed in (a.seeds if start in ('scratch', 'T2') else a.seeds[:1]):
-                run = a.out / f'{start}_{task}_s{seed}'
-                sets = [f'run_dir={run}', f'train.max_steps={a.ft_steps}', 'train.progress=false', f'seed={seed}']
-                if not done(run, a.ft_steps):
-                    cmd = ['train', str(HERE / f'ft_{task}.yaml')] if ckpt is None else ['finetune', str(ckpt), str(HERE / f'ft_{task}.yaml')]
-                    molkit(*cmd, *[x for s in sets for x in ('--set', s)], log=run.with_suffix('.log'))
-                m = test_metrics(run)
-                rows.append({'task': task, 'start': start, 'seed': seed, **{k: m[k] for k in TASKS[task]}})
+                rows.append({'task': task, 'start': start, 'seed': seed, **finetune(task, start, ckpt, seed, a)})
                 print(rows[-1], f'({time.time() - t0:.0f} s)', flush=True)
-    (a.out / 'results.json').write_text(json.dumps({'args': {k: str(v) for k, v in vars(a).items()}, 'rows': rows}, indent=1))
-    (a.out / 'results.md').write_text(table(rows, [s for s, _ in starts]))
+        write(rows, a, [s for s, _ in starts])
     print(table(rows, [s for s, _ in starts]))
+
+def pretrain(name: str, a) -> None:
+    "Pre-train one variant (resuming an interrupted run)."
+    run = a.out / f'pretrain_{name}'
+    if done(run, a.pretrain_steps): return
+    sets = [f'run_dir={run}', f'train.max_steps={a.pretrain_steps}', 'train.progress=false', *PRETRAIN[name]]
+    resume = ['--resume'] if (run / 'checkpoints').exists() else []
+    molkit('train', str(HERE / 'pretrain.yaml'), *resume, *[x for s in sets for x in ('--set', s)], log=run.with_suffix('.log'))
+
+def finetune(task: str, start: str, ckpt: Path | None, seed: int, a) -> dict[str, float]:
+    "Fine-tune from `ckpt` (None: train from scratch) on one task; its test metrics."
+    run = a.out / f'{start}_{task}_s{seed}'
+    sets = [f'run_dir={run}', f'train.max_steps={a.ft_steps}', 'train.progress=false', f'seed={seed}']
+    if not done(run, a.ft_steps):
+        if run.exists(): shutil.rmtree(run)  # an interrupted fine-tune starts again
+        cmd = ['train', str(HERE / f'ft_{task}.yaml')] if ckpt is None else ['finetune', str(ckpt), str(HERE / f'ft_{task}.yaml')]
+        molkit(*cmd, *[x for s in sets for x in ('--set', s)], log=run.with_suffix('.log'))
+    m = test_metrics(run)
+    return {k: m[k] for k in TASKS[task]}
+
+def write(rows: list[dict], a, starts: list[str]) -> None:
+    "results.json and results.md so far."
+    (a.out / 'results.json').write_text(json.dumps({'args': {k: str(v) for k, v in vars(a).items()}, 'rows': rows}, indent=1))
+    (a.out / 'results.md').write_text(table(rows, [s for s in starts if any(r['start'] == s for r in rows)]))
 
 def table(rows: list[dict], starts: list[str]) -> str:
     "Test error per task and start (mean ± std over seeds), and the error relative to scratch on each primary metric."
