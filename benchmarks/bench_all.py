@@ -1,0 +1,99 @@
+"""One benchmark command: every performance figure of molkit as a ratio against its reference, measured in one run.
+
+    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_all.py                  # full run (~15 min on one CPU thread)
+    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_all.py --quick --json /tmp/b.json --md /tmp/R.md   # smoke run
+    python benchmarks/bench_all.py --sections train_steps profiles                  # some figures only
+
+Figures (sections): LMDB decode vs legacy pickle; DataLoader data-wait fraction with 0 vs N workers; neighbour lists
+(molecules, periodic slabs) vs ASE; training-step structures/s of SchNet, PaiNN, GemNet-OC (tiny) and Graphormer-3D (tiny)
+in fp32/bf16 (fp16 on CUDA) at two batch sizes; step time and memory vs atoms per batch; molkit vs PyG SchNet;
+torch.compile vs eager; DMoE vs scalar head; DDP 1 vs 2 processes; profiler summaries of a SchNet and a GemNet-OC step.
+CUDA rows run when `torch.cuda.is_available()`, else they say "not measured". Thread count and flush-to-zero are set
+once for the whole run and recorded. Writes a JSON file (machine, versions, settings, figures) and replaces the block
+between `<!-- bench_all:begin -->` and `<!-- bench_all:end -->` in the markdown file (appends it if absent).
+"""
+from __future__ import annotations
+import argparse, datetime, json, logging, os, sys, time, traceback
+from dataclasses import asdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import torch  # noqa: E402
+from perf.common import Budget, apply_settings, environment  # noqa: E402
+from perf import figs_data, figs_ddp, figs_peers, figs_train, profile, report  # noqa: E402
+
+SECTIONS = ['lmdb_decode', 'loader_wait', 'neighbour_lists', 'train_steps', 'atoms_sweep', 'schnet_vs_pyg', 'dmoe_overhead',
+            'ddp', 'profiles', 'compile']
+
+
+def run_section(name: str, b: Budget, devices: list[str]):
+    "The figures of one section (lists hold one entry per device or configuration)."
+    gpu = [d for d in devices if d != 'cpu']
+    if name == 'lmdb_decode': return figs_data.lmdb_decode(b)
+    if name == 'loader_wait': return figs_data.loader_wait(b, 'cpu')
+    if name == 'neighbour_lists': return figs_data.neighbour_lists(b, devices)
+    if name == 'train_steps': return figs_train.train_steps(b, devices)
+    if name == 'atoms_sweep': return figs_train.atoms_sweep(b, devices)
+    if name == 'schnet_vs_pyg':
+        sizes = (32, 128) if b.schnet_preset != 'tiny' else (4,)
+        return [figs_peers.schnet_vs_pyg(b, d, bs) for d in devices for bs in (sizes if d == 'cpu' else (32, 128, 512))]
+    if name == 'dmoe_overhead': return [figs_train.dmoe_overhead(b, d) for d in devices]
+    if name == 'compile':  # GemNet-OC only on a GPU: its eager CPU step takes seconds, compiling it minutes
+        return ([r for d in devices for r in figs_peers.compile_vs_eager(b, d)]
+                + [r for d in gpu for r in figs_peers.compile_vs_eager(b, d, 8, 'gemnet_oc')])
+    if name == 'ddp':
+        bs = 16 if b.schnet_preset != 'tiny' else 2
+        out = [figs_ddp.ddp_scaling(b.schnet_preset, bs, b.ddp_steps, b.warmup, b.ddp_rounds, 'cpu')]
+        if gpu and torch.cuda.device_count() >= 2:
+            out.append(figs_ddp.ddp_scaling(b.schnet_preset, 64, b.ddp_steps, b.warmup, b.ddp_rounds, 'cuda'))
+        return out
+    if name == 'profiles':
+        bs = {'schnet': 32 if b.schnet_preset != 'tiny' else 4, 'gemnet_oc': 2 if b.schnet_preset != 'tiny' else 1}
+        out = [profile.profile_step(m, d, b.schnet_preset, bs[m]) for d in devices for m in profile.CASES]
+        out += [profile.profile_step('schnet', d, b.schnet_preset, 128) for d in gpu]  # GPU-busy target is at batch 128
+        return out
+    raise KeyError(name)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--quick', action='store_true', help='tiny budget and models: a smoke run (not for quoting)')
+    ap.add_argument('--sections', nargs='+', choices=SECTIONS, default=SECTIONS)
+    ap.add_argument('--skip', nargs='+', choices=SECTIONS, default=[])
+    ap.add_argument('--threads', type=int, default=1, help='intra-op threads for the whole run')
+    ap.add_argument('--no-flush-denormal', action='store_true', help='leave denormals on (default: flush to zero)')
+    ap.add_argument('--cpu-only', action='store_true', help='skip CUDA rows even if a GPU is present')
+    ap.add_argument('--json', type=Path, default=HERE / 'results' / 'bench_all.json')
+    ap.add_argument('--md', type=Path, default=HERE / 'RESULTS.md', help='markdown file whose bench_all block is replaced')
+    a = ap.parse_args(argv)
+    logging.getLogger('torch._dynamo').setLevel(logging.ERROR)  # graph-break warnings: the compile section records them
+    settings = apply_settings(a.threads, not a.no_flush_denormal)
+    b = Budget.quick() if a.quick else Budget()
+    devices = ['cpu'] + (['cuda'] if torch.cuda.is_available() and not a.cpu_only else [])
+    env, figures, skipped, t0 = environment(), {}, {}, time.perf_counter()
+    for name in a.sections:
+        if name in a.skip: skipped[name] = '--skip'; continue
+        ts = time.perf_counter()
+        try: figures[name] = run_section(name, b, devices)
+        except Exception as e:  # noqa: BLE001 - one broken figure must not lose the others
+            traceback.print_exc(); skipped[name] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        print(f"[bench_all] {name}: {time.perf_counter() - ts:.1f} s", file=sys.stderr, flush=True)
+    figures['skipped'] = skipped
+    cmd = 'OMP_NUM_THREADS={} PYTHONPATH=. python benchmarks/bench_all.py {}'.format(
+        os.environ.get('OMP_NUM_THREADS', '?'), ' '.join(argv if argv is not None else sys.argv[1:])).strip()
+    res = {'command': cmd, 'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+           'wall_s': time.perf_counter() - t0, 'json': str(a.json.resolve().relative_to(HERE.parent)) if a.json.resolve().is_relative_to(HERE.parent) else str(a.json),
+           'environment': env, 'settings': settings, 'budget_name': 'quick' if a.quick else 'full',
+           'budget': asdict(b), 'devices': devices, 'figures': figures}
+    res['targets'] = [dict(zip(('figure', 'measured', 'target', 'status'), r)) for r in report.targets(res)]
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(json.dumps(res, indent=1, default=str))
+    block = report.markdown(res)
+    report.write_block(a.md, block)
+    print(block)
+    return res
+
+
+if __name__ == '__main__':
+    main()
