@@ -20,6 +20,7 @@ class Budget:
     nl_repeats: int = 7
     batch_sizes: tuple = (8, 32)  # molecules per batch (SchNet, PaiNN)
     slab_batch_sizes: tuple = (2, 4)  # slabs per batch (GemNet-OC, Graphormer-3D)
+    slab_size: tuple = (3, 3, 4)  # surface repeats x, y and layers of the slabs (OC20-like 36 metal atoms)
     slab_steps: int = 4  # timed steps of the slab models (a GemNet-OC tiny CPU step takes seconds)
     atoms_sweep: tuple = (8, 32, 128)  # molecules per batch for step time / memory vs atoms
     schnet_preset: str = 'qm9_5A'
@@ -31,7 +32,7 @@ class Budget:
     @classmethod
     def quick(cls) -> 'Budget':
         return cls(steps=2, warmup=1, peer_steps=3, decode_records=20, decode_repeats=1, loader_steps=4, nl_repeats=2,
-                   batch_sizes=(4,), slab_batch_sizes=(1,), slab_steps=1, atoms_sweep=(2, 4), schnet_preset='tiny',
+                   batch_sizes=(4,), slab_batch_sizes=(1,), slab_steps=1, slab_size=(2, 2, 2), atoms_sweep=(2, 4), schnet_preset='tiny',
                    compile_steps=2, ddp_steps=2, ddp_rounds=1, workers=1)
 
 
@@ -109,19 +110,19 @@ def molecule_batches(n_batches: int, batch_size: int, seed: int = 0) -> list[Bat
     return out
 
 
-def slab_frames(n: int, seed: int = 0) -> list:
+def slab_frames(n: int, seed: int = 0, size: tuple = (3, 3, 4)) -> list:
     "OC20-like periodic slabs: Cu/Pt 3×3×4 (111) with an O/CO/OH adsorbate, rattled, OC tags (0 sub-surface, 1 surface, 2 adsorbate)."
     from ase.build import add_adsorbate, fcc111, molecule
     from ase.constraints import FixAtoms
     from molkit.data.atoms import atoms_to_data
     rng, out = np.random.default_rng(seed), []
     for k in range(n):
-        slab = fcc111(['Cu', 'Pt'][k % 2], (3, 3, 4), vacuum=8.0)
+        slab = fcc111(['Cu', 'Pt'][k % 2], size, vacuum=8.0)
         layer = slab.get_tags().copy()  # 4 bottom .. 1 top
         ads = ['O', 'CO', 'OH'][k % 3]
         add_adsorbate(slab, molecule(ads) if len(ads) > 1 else ads, 1.8, 'fcc')
-        slab.set_tags(np.r_[np.where(layer <= 2, 1, 0), np.full(len(slab) - len(layer), 2)])
-        slab.set_constraint(FixAtoms(mask=np.r_[layer > 2, np.zeros(len(slab) - len(layer), bool)]))
+        slab.set_tags(np.r_[np.where(layer <= size[2] // 2, 1, 0), np.full(len(slab) - len(layer), 2)])
+        slab.set_constraint(FixAtoms(mask=np.r_[layer > size[2] // 2, np.zeros(len(slab) - len(layer), bool)]))
         slab.rattle(0.05, seed=int(rng.integers(1 << 30)))
         d = atoms_to_data(slab)
         d.energy, d.forces = torch.randn(1, dtype=torch.float64), torch.randn(len(slab), 3)
@@ -129,8 +130,8 @@ def slab_frames(n: int, seed: int = 0) -> list:
     return out
 
 
-def slab_batches(n_batches: int, batch_size: int, seed: int = 0) -> list[Batch]:
-    frames = slab_frames(n_batches * batch_size, seed)
+def slab_batches(n_batches: int, batch_size: int, seed: int = 0, size: tuple = (3, 3, 4)) -> list[Batch]:
+    frames = slab_frames(n_batches * batch_size, seed, size)
     return [Batch.from_data_list(frames[i * batch_size:(i + 1) * batch_size]) for i in range(n_batches)]
 
 

@@ -71,9 +71,10 @@ def neighbour_lists(b: Budget, devices: list[str]) -> list[dict]:
     from molkit.data.atoms import data_to_atoms
     from molkit.data.neighbors import radius_graph
     mols = molecule_batches(1, 32 if b.schnet_preset != 'tiny' else 4, seed=2)[0]
-    slabs = Batch.from_data_list(slab_frames(8 if b.schnet_preset != 'tiny' else 2, seed=3))
-    cases = [('molecules (G2, ≥ 6 atoms)', mols, 5.0), ('periodic slabs (3×3×4 + adsorbate)', slabs, 6.0),
-             ('periodic slabs (3×3×4 + adsorbate)', slabs, 12.0)]
+    slabs = Batch.from_data_list(slab_frames(8 if b.schnet_preset != 'tiny' else 2, 3, b.slab_size))
+    sz = '×'.join(map(str, b.slab_size))
+    cases = [('molecules (G2, ≥ 6 atoms)', mols, 5.0), (f'periodic slabs ({sz} + adsorbate)', slabs, 6.0),
+             (f'periodic slabs ({sz} + adsorbate)', slabs, 12.0)]
     rows = []
     for name, batch, cutoff in cases:
         atoms = [data_to_atoms(d) for d in batch.to_data_list()]

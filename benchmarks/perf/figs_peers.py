@@ -52,8 +52,7 @@ def compile_vs_eager(b: Budget, device: str, batch_size: int = 32, name: str = '
     "A training step under torch.compile(dynamic=True) vs eager, compile time included; failures recorded with the reason."
     import torch._dynamo, torch._functorch.config as fcfg
     bs = batch_size if b.schnet_preset != 'tiny' else 4
-    make = molecule_batches if name == 'schnet' else slab_batches
-    batches = [x.to(device) for x in make(4, bs, seed=7)]
+    batches = [x.to(device) for x in (molecule_batches(4, bs, 7) if name == 'schnet' else slab_batches(4, bs, 7, b.slab_size))]
     variants = ([('energy + gradient forces', ('energy', 'forces')), ('energy only', ('energy',))] if name == 'schnet'
                 else [('energy + direct forces', ('energy', 'forces'))])
     rows = []

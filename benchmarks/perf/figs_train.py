@@ -11,9 +11,9 @@ def modes_for(device: str) -> list[str]:
     return ['fp32', 'bf16', 'fp16'] if device.startswith('cuda') else ['fp32', 'bf16']
 
 
-def batches_for(name: str, batch_size: int, device: str, n: int = 4) -> list:
-    make = molecule_batches if name in MOLECULE_MODELS else slab_batches
-    return [x.to(device) for x in make(n, batch_size, seed=batch_size)]
+def batches_for(name: str, batch_size: int, device: str, n: int = 4, slab_size: tuple = (3, 3, 4)) -> list:
+    if name in MOLECULE_MODELS: return [x.to(device) for x in molecule_batches(n, batch_size, seed=batch_size)]
+    return [x.to(device) for x in slab_batches(n, batch_size, batch_size, slab_size)]
 
 
 def train_steps(b: Budget, devices: list[str], models=MOLECULE_MODELS + SLAB_MODELS) -> list[dict]:
@@ -22,7 +22,7 @@ def train_steps(b: Budget, devices: list[str], models=MOLECULE_MODELS + SLAB_MOD
     for dev in devices:
         for name in models:
             for bs in (b.batch_sizes if name in MOLECULE_MODELS else b.slab_batch_sizes):
-                batches = batches_for(name, bs, dev)
+                batches = batches_for(name, bs, dev, slab_size=b.slab_size)
                 steps = {m: train_step(build(name, b.schnet_preset).to(dev), m, dev) for m in modes_for(dev)}
                 n = b.steps if name in MOLECULE_MODELS else b.slab_steps
                 t = interleaved({m: (lambda s, m=m: steps[m](batches[s % len(batches)])) for m in steps}, n, b.warmup, dev)

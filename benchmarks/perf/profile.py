@@ -16,11 +16,11 @@ def _device_time_us(e) -> float:
 
 
 def profile_step(name: str, device: str = 'cpu', schnet_preset: str = 'qm9_5A', batch_size: int | None = None,
-                 warmup: int = 2, top: int = 10) -> dict:
+                 warmup: int = 2, top: int = 10, slab_size: tuple = (3, 3, 4)) -> dict:
     "Profile one energy + forces training step after warm-up; the top operators by self CPU time (and by GPU time on CUDA)."
     make, bs = CASES[name]
     bs = batch_size or bs
-    batches = [x.to(device) for x in make(2, bs, seed=11)]
+    batches = [x.to(device) for x in (make(2, bs, 11) if make is molecule_batches else make(2, bs, 11, slab_size))]
     step = train_step(build(name, schnet_preset).to(device), 'fp32', device)
     for k in range(warmup): step(batches[k % 2])
     sync(device)
