@@ -19,9 +19,9 @@ class Budget:
     loader_steps: int = 24
     nl_repeats: int = 7
     batch_sizes: tuple = (8, 32)  # molecules per batch (SchNet, PaiNN)
-    slab_batch_sizes: tuple = (2, 4)  # slabs per batch (GemNet-OC, Graphormer-3D)
+    slab_batch_sizes: tuple = (1, 2)  # slabs per batch (GemNet-OC, Graphormer-3D)
     slab_size: tuple = (3, 3, 4)  # surface repeats x, y and layers of the slabs (OC20-like 36 metal atoms)
-    slab_steps: int = 4  # timed steps of the slab models (a GemNet-OC tiny CPU step takes seconds)
+    slab_steps: int = 3  # timed steps of the slab models (a GemNet-OC tiny CPU step takes seconds)
     atoms_sweep: tuple = (8, 32, 128)  # molecules per batch for step time / memory vs atoms
     schnet_preset: str = 'qm9_5A'
     compile_steps: int = 8
