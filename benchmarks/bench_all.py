@@ -2,6 +2,8 @@
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_all.py                  # full run (~15 min on one CPU thread)
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_all.py --quick --json /tmp/b.json --md /tmp/R.md   # smoke run
+    PYTHONPATH=. python benchmarks/bench_all.py --cuda-only --skip compile   # GPU rows (~5 min), own block and JSON
+    PYTHONPATH=. python benchmarks/bench_all.py --cuda-only --sections compile --block bench_all_cuda_compile
     python benchmarks/bench_all.py --sections train_steps profiles                  # some figures only
 
 Figures (sections): LMDB decode vs legacy pickle; DataLoader data-wait fraction with 0 vs N workers; neighbour lists
@@ -31,7 +33,7 @@ def run_section(name: str, b: Budget, devices: list[str]):
     "The figures of one section (lists hold one entry per device or configuration)."
     gpu = [d for d in devices if d != 'cpu']
     if name == 'lmdb_decode': return figs_data.lmdb_decode(b)
-    if name == 'loader_wait': return figs_data.loader_wait(b, 'cpu')
+    if name == 'loader_wait': return figs_data.loader_wait(b, devices[-1])  # on the GPU where there is one
     if name == 'neighbour_lists': return figs_data.neighbour_lists(b, devices)
     if name == 'train_steps': return figs_train.train_steps(b, devices)
     if name == 'atoms_sweep': return figs_train.atoms_sweep(b, devices)
@@ -44,7 +46,7 @@ def run_section(name: str, b: Budget, devices: list[str]):
                 + [r for d in gpu for r in figs_peers.compile_vs_eager(b, d, 8, 'gemnet_oc')])
     if name == 'ddp':
         bs = 16 if b.schnet_preset != 'tiny' else 2
-        out = [figs_ddp.ddp_scaling(b.schnet_preset, bs, b.ddp_steps, b.warmup, b.ddp_rounds, 'cpu')]
+        out = [figs_ddp.ddp_scaling(b.schnet_preset, bs, b.ddp_steps, b.warmup, b.ddp_rounds, 'cpu')] if 'cpu' in devices else []
         if gpu and torch.cuda.device_count() >= 2:
             out.append(figs_ddp.ddp_scaling(b.schnet_preset, 64, b.ddp_steps, b.warmup, b.ddp_rounds, 'cuda'))
         return out
@@ -64,13 +66,20 @@ def main(argv=None) -> dict:
     ap.add_argument('--threads', type=int, default=1, help='intra-op threads for the whole run')
     ap.add_argument('--no-flush-denormal', action='store_true', help='leave denormals on (default: flush to zero)')
     ap.add_argument('--cpu-only', action='store_true', help='skip CUDA rows even if a GPU is present')
-    ap.add_argument('--json', type=Path, default=HERE / 'results' / 'bench_all.json')
+    ap.add_argument('--cuda-only', action='store_true', help='GPU figures only, GPU budget; block bench_all_cuda, JSON bench_all_cuda.json')
+    ap.add_argument('--block', default=None, help='name of the marked block in the markdown file (default bench_all[_cuda])')
+    ap.add_argument('--json', type=Path, default=None, help='default benchmarks/results/bench_all[_cuda].json')
     ap.add_argument('--md', type=Path, default=HERE / 'RESULTS.md', help='markdown file whose bench_all block is replaced')
     a = ap.parse_args(argv)
     logging.getLogger('torch._dynamo').setLevel(logging.ERROR)  # graph-break warnings: the compile section records them
     settings = apply_settings(a.threads, not a.no_flush_denormal)
-    b = Budget.quick() if a.quick else Budget()
+    b = Budget.quick() if a.quick else Budget.cuda() if a.cuda_only else Budget()
     devices = ['cpu'] + (['cuda'] if torch.cuda.is_available() and not a.cpu_only else [])
+    if a.cuda_only:
+        if not torch.cuda.is_available(): ap.error('--cuda-only: no GPU (torch.cuda.is_available() is False)')
+        devices, a.skip = ['cuda'], a.skip + ['lmdb_decode']  # decoding is CPU work, measured by the CPU run
+    a.block = a.block or ('bench_all_cuda' if a.cuda_only else 'bench_all')
+    a.json = a.json or HERE / 'results' / f'{a.block}.json'
     env, figures, skipped, t0 = environment(), {}, {}, time.perf_counter()
     for name in a.sections:
         if name in a.skip: skipped[name] = '--skip'; continue
@@ -82,15 +91,15 @@ def main(argv=None) -> dict:
     figures['skipped'] = skipped
     cmd = 'OMP_NUM_THREADS={} PYTHONPATH=. python benchmarks/bench_all.py {}'.format(
         os.environ.get('OMP_NUM_THREADS', '?'), ' '.join(argv if argv is not None else sys.argv[1:])).strip()
-    res = {'command': cmd, 'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+    res = {'command': cmd, 'block': a.block, 'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
            'wall_s': time.perf_counter() - t0, 'json': str(a.json.resolve().relative_to(HERE.parent)) if a.json.resolve().is_relative_to(HERE.parent) else str(a.json),
            'environment': env, 'settings': settings, 'budget_name': 'quick' if a.quick else 'full',
            'budget': asdict(b), 'devices': devices, 'figures': figures}
     res['targets'] = [dict(zip(('figure', 'measured', 'target', 'status'), r)) for r in report.targets(res)]
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps(res, indent=1, default=str))
-    block = report.markdown(res)
-    report.write_block(a.md, block)
+    block = report.markdown(res, a.block)
+    report.write_block(a.md, block, a.block)
     print(block)
     return res
 

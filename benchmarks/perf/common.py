@@ -30,6 +30,12 @@ class Budget:
     workers: int = 2
 
     @classmethod
+    def cuda(cls) -> 'Budget':
+        "GPU budget: more steps (medians of >= 30), larger batches."
+        return cls(steps=30, warmup=5, peer_steps=50, loader_steps=50, nl_repeats=20, batch_sizes=(32, 128),
+                   slab_batch_sizes=(8, 16), slab_steps=20, atoms_sweep=(8, 32, 128, 512), compile_steps=30)
+
+    @classmethod
     def quick(cls) -> 'Budget':
         return cls(steps=2, warmup=1, peer_steps=3, decode_records=20, decode_repeats=1, loader_steps=4, nl_repeats=2,
                    batch_sizes=(4,), slab_batch_sizes=(1,), slab_steps=1, slab_size=(2, 2, 2), atoms_sweep=(2, 4), schnet_preset='tiny',

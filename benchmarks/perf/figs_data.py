@@ -61,6 +61,13 @@ def loader_wait(b: Budget, device: str = 'cpu', batch_size: int = 32) -> dict:
     return out
 
 
+def _atoms(d):
+    "ASE Atoms of one structure: numbers, positions, and for slabs the cell and periodicity."
+    from ase import Atoms
+    if d.get('cell') is None: return Atoms(numbers=d.z.numpy(), positions=d.pos.numpy())
+    return Atoms(numbers=d.z.numpy(), positions=d.pos.numpy(), cell=d.cell.reshape(3, 3).numpy(), pbc=d.pbc.reshape(3).numpy())
+
+
 def _ase_pairs(atoms_list, cutoff: float) -> int:
     from ase.neighborlist import neighbor_list
     return sum(len(neighbor_list('i', a, cutoff)) for a in atoms_list)
@@ -68,7 +75,6 @@ def _ase_pairs(atoms_list, cutoff: float) -> int:
 
 def neighbour_lists(b: Budget, devices: list[str]) -> list[dict]:
     "molkit `radius_graph` (vesin) on a batch vs ASE's `neighbor_list` per structure; CUDA rows vs molkit on CPU."
-    from molkit.data.atoms import data_to_atoms
     from molkit.data.neighbors import radius_graph
     mols = molecule_batches(1, 32 if b.schnet_preset != 'tiny' else 4, seed=2)[0]
     slabs = Batch.from_data_list(slab_frames(8 if b.schnet_preset != 'tiny' else 2, 3, b.slab_size))
@@ -77,7 +83,7 @@ def neighbour_lists(b: Budget, devices: list[str]) -> list[dict]:
              (f'periodic slabs ({sz} + adsorbate)', slabs, 12.0)]
     rows = []
     for name, batch, cutoff in cases:
-        atoms = [data_to_atoms(d) for d in batch.to_data_list()]
+        atoms = [_atoms(d) for d in batch.to_data_list()]
         cell, pbc = batch.get('cell'), batch.get('pbc')
 
         def ours(dev):

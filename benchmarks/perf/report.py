@@ -3,6 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 BEGIN, END = '<!-- bench_all:begin -->', '<!-- bench_all:end -->'
+
+
+def markers(block: str = 'bench_all') -> tuple[str, str]:
+    return f'<!-- {block}:begin -->', f'<!-- {block}:end -->'
 NM = 'not measured (no GPU)'
 
 
@@ -40,7 +44,7 @@ def targets(res: dict) -> list[list]:
     gem = {r['precision']: r for r in f.get('train_steps', []) if r['model'] == 'gemnet_oc' and r['device'].startswith('cuda')}
     rows.append(['GemNet-OC bf16/fp32 step, CUDA', f"{gem['bf16']['speedup_vs_fp32']:.2f}×" if 'bf16' in gem else NM, '≥ 1.5×',
                  ('met' if gem['bf16']['speedup_vs_fp32'] >= 1.5 else 'not met') if 'bf16' in gem else 'not measured'])
-    busy = [p for p in f.get('profiles', []) if 'gpu_busy_fraction' in p and p['model'] == 'schnet']
+    busy = sorted([p for p in f.get('profiles', []) if 'gpu_busy_fraction' in p and p['model'] == 'schnet'], key=lambda p: -p['batch'])
     rows.append(['GPU busy, SchNet step', f"{100 * busy[0]['gpu_busy_fraction']:.0f} % (batch {busy[0]['batch']})" if busy else NM,
                  '≥ 90 % at batch 128', ('met' if busy[0]['gpu_busy_fraction'] >= 0.9 else 'not met') if busy else 'not measured'])
     return rows
@@ -104,6 +108,7 @@ def _sections(f: dict) -> list[str]:
             ['device', 'backend', 'per-rank batch', 'step 1 process', 'step 2 processes', 'structures/s 1 → 2', 'speed-up', 'efficiency'],
             [[d['device'], d['backend'], d['per_rank_batch'], f"{d['step_ms_1']:.1f} ms", f"{d['step_ms_2']:.1f} ms",
               f"{d['structures_per_s_1']:.1f} → {d['structures_per_s_2']:.1f}", f"**{d['speedup']:.2f}×**", f"{100 * d['efficiency']:.0f} %"] for d in f['ddp']]) + ['']
+        if not any(d['device'] == 'cuda' for d in f['ddp']): out += ['DDP on GPUs: not measured (needs two or more GPUs).', '']
     if 'profiles' in f:
         from .profile import markdown
         out += ['### Profiles: one training step (torch.profiler, top 10 operators by self CPU time)', '']
@@ -113,11 +118,13 @@ def _sections(f: dict) -> list[str]:
     return out
 
 
-def markdown(res: dict) -> str:
+def markdown(res: dict, block: str = 'bench_all') -> str:
     "The RESULTS.md block: command, machine, settings, targets, then one table per figure."
     e, s = res['environment'], res['settings']
+    begin, end = markers(block)
+    title = 'one benchmark command (issue 16)' + (', CUDA' if res['devices'] == ['cuda'] else '')
     gpu = f"GPU {e['gpu']} (CUDA {e['cuda_version']})" if e['cuda'] else 'no GPU'
-    lines = [BEGIN, '## Performance: one benchmark command (issue 16)', '',
+    lines = [begin, f'## Performance: {title}', '',
              f"Command: `{res['command']}` ({res['wall_s'] / 60:.1f} min, {res['date']}). JSON: `{res['json']}`.", '',
              f"Machine: {e['host_cpu']}, {e['logical_cpus']} logical CPUs (shared; load average {e['loadavg_start']:.1f} at the start), {gpu}; "
              f"Python {e['python']}, torch {e['torch']}, torch_geometric {e['torch_geometric']}, vesin {e['vesin']}, ase {e['ase']}.", '',
@@ -125,14 +132,14 @@ def markdown(res: dict) -> str:
              f"flush-to-zero {'on' if s['flush_denormal'] else 'off'} for the whole run; budget {res['budget_name']}. Every comparison runs "
              "its sides in one process, interleaved step by step (order rotating), and quotes medians; ratios are the figures to read on a "
              "shared machine.", '', '### Targets', ''] + _table(['figure', 'measured', 'target', 'status'], targets(res)) + ['']
-    return '\n'.join(lines + _sections(res['figures']) + [END])
+    return '\n'.join(lines + _sections(res['figures']) + [end])
 
 
-def write_block(path: Path, block: str):
-    "Replace the text between the markers in `path` (append the block if they are absent)."
-    text = path.read_text() if path.exists() else ''
-    if BEGIN in text and END in text:
-        a, b = text.index(BEGIN), text.index(END) + len(END)
+def write_block(path: Path, block: str, name: str = 'bench_all'):
+    "Replace the text between the markers of block `name` in `path` (append the block if they are absent)."
+    text, (begin, end) = (path.read_text() if path.exists() else ''), markers(name)
+    if begin in text and end in text:
+        a, b = text.index(begin), text.index(end) + len(end)
         text = text[:a] + block + text[b:]
     else: text = text.rstrip('\n') + '\n\n' + block + '\n'
     path.write_text(text)
