@@ -38,7 +38,7 @@ class Budget:
     @classmethod
     def quick(cls) -> 'Budget':
         return cls(steps=2, warmup=1, peer_steps=3, decode_records=20, decode_repeats=1, loader_steps=4, nl_repeats=2,
-                   batch_sizes=(4,), slab_batch_sizes=(1,), slab_steps=1, slab_size=(2, 2, 2), atoms_sweep=(2, 4), schnet_preset='tiny',
+                   batch_sizes=(4,), slab_batch_sizes=(2,), slab_steps=1, slab_size=(2, 2, 2), atoms_sweep=(2, 4), schnet_preset='tiny',
                    compile_steps=2, ddp_steps=2, ddp_rounds=1, workers=1)
 
 
@@ -118,6 +118,7 @@ def molecule_batches(n_batches: int, batch_size: int, seed: int = 0) -> list[Bat
 
 def slab_frames(n: int, seed: int = 0, size: tuple = (3, 3, 4)) -> list:
     "OC20-like periodic slabs: Cu/Pt 3×3×4 (111) with an O/CO/OH adsorbate, rattled, OC tags (0 sub-surface, 1 surface, 2 adsorbate)."
+    from ase import Atoms
     from ase.build import add_adsorbate, fcc111, molecule
     from ase.constraints import FixAtoms
     from molkit.data.atoms import atoms_to_data
@@ -130,7 +131,8 @@ def slab_frames(n: int, seed: int = 0, size: tuple = (3, 3, 4)) -> list:
         slab.set_tags(np.r_[np.where(layer <= size[2] // 2, 1, 0), np.full(len(slab) - len(layer), 2)])
         slab.set_constraint(FixAtoms(mask=np.r_[layer > size[2] // 2, np.zeros(len(slab) - len(layer), bool)]))
         slab.rattle(0.05, seed=int(rng.integers(1 << 30)))
-        d = atoms_to_data(slab)
+        slab = Atoms(slab.numbers, slab.positions, cell=slab.cell, pbc=slab.pbc, tags=slab.get_tags(), constraint=slab.constraints)
+        d = atoms_to_data(slab)  # only the contract fields (no per-adsorbate arrays such as initial_magmoms), so slabs collate
         d.energy, d.forces = torch.randn(1, dtype=torch.float64), torch.randn(len(slab), 3)
         out.append(d)
     return out

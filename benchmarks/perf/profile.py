@@ -15,6 +15,28 @@ def _device_time_us(e) -> float:
     return float(getattr(e, 'self_device_time_total', getattr(e, 'self_cuda_time_total', 0.0)))
 
 
+def _busy_us(prof) -> float:
+    "Length of the union of the GPU kernel intervals (µs): time the GPU is busy, overlaps counted once."
+    from torch.autograd import DeviceType
+    spans = sorted((e.time_range.start, e.time_range.end) for e in prof.events() if e.device_type == DeviceType.CUDA)
+    busy, end = 0.0, float('-inf')
+    for a, b in spans:
+        if b > end: busy, end = busy + b - max(a, end), b
+    return busy
+
+
+def count_syncs(fn) -> int:
+    "Host-device synchronisations during `fn()` (CUDA sync debug mode: one warning per synchronising call)."
+    import warnings
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        torch.cuda.set_sync_debug_mode('warn')
+        try: fn()
+        finally: torch.cuda.set_sync_debug_mode(0)
+    torch.cuda.synchronize()
+    return sum('synchroniz' in str(x.message) for x in w)
+
+
 def profile_step(name: str, device: str = 'cpu', schnet_preset: str = 'qm9_5A', batch_size: int | None = None,
                  warmup: int = 2, top: int = 10, slab_size: tuple = (3, 3, 4)) -> dict:
     "Profile one energy + forces training step after warm-up; the top operators by self CPU time (and by GPU time on CUDA)."
@@ -35,9 +57,10 @@ def profile_step(name: str, device: str = 'cpu', schnet_preset: str = 'qm9_5A', 
            'top_cpu': [{'op': e.key, 'self_cpu_ms': e.self_cpu_time_total / 1e3, 'share': e.self_cpu_time_total / total_self,
                         'calls': e.count} for e in rows]}
     if device.startswith('cuda'):
-        kernels = [e for e in ka if _device_time_us(e) > 0]
-        busy = sum(_device_time_us(e) for e in kernels) / 1e6  # kernels of one stream do not overlap
-        out['gpu_busy_fraction'] = busy / wall
+        from torch.autograd import DeviceType
+        kernels = [e for e in ka if e.device_type == DeviceType.CUDA]
+        out['gpu_busy_fraction'] = _busy_us(prof) / 1e6 / wall
+        out['host_syncs'] = count_syncs(lambda: step(batches[1]))
         out['top_gpu'] = [{'op': e.key, 'self_gpu_ms': _device_time_us(e) / 1e3, 'calls': e.count}
                           for e in sorted(kernels, key=lambda e: -_device_time_us(e))[:top]]
     return out
@@ -48,6 +71,7 @@ def markdown(p: dict) -> str:
     head = (f"**{p['model']}**, {p['device']}, batch {p['batch']} ({p['atoms']} atoms): profiled step {p['step_ms_profiled']:.1f} ms, "
             f"{p['op_calls']} operator calls ({p['distinct_ops']} distinct)")
     if 'gpu_busy_fraction' in p: head += f", GPU busy {100 * p['gpu_busy_fraction']:.0f} % of the step"
+    if 'host_syncs' in p: head += f", {p['host_syncs']} host-device synchronisations per step (incl. the optimiser step's gradient norm)"
     lines = [head, '', '| operator | self CPU ms | share | calls |', '| --- | --- | --- | --- |']
     lines += [f"| `{r['op']}` | {r['self_cpu_ms']:.2f} | {100 * r['share']:.1f} % | {r['calls']} |" for r in p['top_cpu']]
     if p.get('top_gpu'):
