@@ -52,8 +52,8 @@ def run_section(name: str, b: Budget, devices: list[str]):
         return out
     if name == 'profiles':
         bs = {'schnet': 32 if b.schnet_preset != 'tiny' else 4, 'gemnet_oc': 2 if b.schnet_preset != 'tiny' else 1}
-        out = [profile.profile_step(m, d, b.schnet_preset, bs[m], slab_size=b.slab_size) for d in devices for m in profile.CASES]
-        out += [profile.profile_step('schnet', d, b.schnet_preset, 128) for d in gpu]  # GPU-busy target is at batch 128
+        out = [profile.profile_step(m, d, b.schnet_preset, bs[m], b.warmup, slab_size=b.slab_size) for d in devices for m in profile.CASES]
+        out += [profile.profile_step('schnet', d, b.schnet_preset, 128, b.warmup) for d in gpu]  # GPU-busy target is at batch 128
         return out
     raise KeyError(name)
 
