@@ -13,7 +13,8 @@ class Budget:
     "How much each figure measures; `quick()` is the smoke-test budget."
     steps: int = 12  # timed training steps per configuration (after warm-up)
     warmup: int = 2
-    peer_steps: int = 30  # molkit vs PyG SchNet, DMoE vs scalar (cheap steps, more repeats)
+    peer_steps: int = 30  # molkit vs PyG SchNet (cheap steps, more repeats)
+    dmoe_steps: int = 100  # DMoE vs scalar head: a few-% difference needs many repeats on a shared machine
     decode_records: int = 200
     decode_repeats: int = 3
     loader_steps: int = 24
@@ -37,7 +38,7 @@ class Budget:
 
     @classmethod
     def quick(cls) -> 'Budget':
-        return cls(steps=2, warmup=1, peer_steps=3, decode_records=20, decode_repeats=1, loader_steps=4, nl_repeats=2,
+        return cls(steps=2, warmup=1, peer_steps=3, dmoe_steps=3, decode_records=20, decode_repeats=1, loader_steps=4, nl_repeats=2,
                    batch_sizes=(4,), slab_batch_sizes=(2,), slab_steps=1, slab_size=(2, 2, 2), atoms_sweep=(2, 4), schnet_preset='tiny',
                    compile_steps=2, ddp_steps=2, ddp_rounds=1, workers=1)
 

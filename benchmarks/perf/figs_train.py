@@ -81,7 +81,7 @@ def dmoe_overhead(b: Budget, device: str = 'cpu', batch_size: int = 32) -> dict:
             tg = {'energy': batch.energy.float(), 'forces': batch.forces}
             return total_loss(specs[k], out, tg, batch, model.heads)[0]
         steps[k] = train_step(model, 'fp32', device, loss_fn=loss)
-    t = interleaved({k: (lambda s, k=k: steps[k](batches[s % len(batches)])) for k in steps}, b.peer_steps, b.warmup, device)
+    t = interleaved({k: (lambda s, k=k: steps[k](batches[s % len(batches)])) for k in steps}, b.dmoe_steps, b.warmup, device)
     nparams = {k: sum(p.numel() for p in m.heads['energy'].parameters()) for k, m in (('scalar', scalar), ('dmoe', dist))}
     return {'device': device, 'batch': bs, 'scalar_ms': 1e3 * t['scalar']['wall_s'], 'dmoe_ms': 1e3 * t['dmoe']['wall_s'],
             'scalar_cpu_ms': 1e3 * t['scalar']['cpu_s'], 'dmoe_cpu_ms': 1e3 * t['dmoe']['cpu_s'],
