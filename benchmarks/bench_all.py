@@ -6,6 +6,9 @@
     PYTHONPATH=. python benchmarks/bench_all.py --cuda-only --sections compile --block bench_all_cuda_compile
     python benchmarks/bench_all.py --sections train_steps profiles                  # some figures only
 
+Each section runs in a fresh process (`--in-process`: all in this one): the molkit/PyG SchNet ratio at batch 32 came
+out ~15 % lower after the training-step section had run in the same process (see RESULTS.md).
+
 Figures (sections): LMDB decode vs legacy pickle; DataLoader data-wait fraction with 0 vs N workers; neighbour lists
 (molecules, periodic slabs) vs ASE; training-step structures/s of SchNet, PaiNN, GemNet-OC (tiny) and Graphormer-3D (tiny)
 in fp32/bf16 (fp16 on CUDA) at two batch sizes; step time and memory vs atoms per batch; molkit vs PyG SchNet;
@@ -15,7 +18,7 @@ once for the whole run and recorded. Writes a JSON file (machine, versions, sett
 between `<!-- bench_all:begin -->` and `<!-- bench_all:end -->` in the markdown file (appends it if absent).
 """
 from __future__ import annotations
-import argparse, datetime, json, logging, os, sys, time, traceback
+import argparse, datetime, json, logging, os, subprocess, sys, tempfile, time, traceback
 from dataclasses import asdict
 from pathlib import Path
 
@@ -58,6 +61,17 @@ def run_section(name: str, b: Budget, devices: list[str]):
     raise KeyError(name)
 
 
+def run_fresh(name: str, a: argparse.Namespace):
+    "One section in a fresh Python process (same settings), so that no figure inherits another section's allocator state."
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / 'figures.json'
+        flags = [f for f, on in (('--quick', a.quick), ('--cpu-only', a.cpu_only), ('--cuda-only', a.cuda_only),
+                                 ('--no-flush-denormal', a.no_flush_denormal)) if on]
+        r = subprocess.run([sys.executable, __file__, '--worker', name, '--worker-out', str(out), '--threads', str(a.threads), *flags])
+        if r.returncode != 0: raise RuntimeError(f"section process exited with status {r.returncode} (traceback above)")
+        return json.loads(out.read_text())
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--quick', action='store_true', help='tiny budget and models: a smoke run (not for quoting)')
@@ -70,6 +84,10 @@ def main(argv=None) -> dict:
     ap.add_argument('--block', default=None, help='name of the marked block in the markdown file (default bench_all[_cuda])')
     ap.add_argument('--json', type=Path, default=None, help='default benchmarks/results/bench_all[_cuda].json')
     ap.add_argument('--md', type=Path, default=HERE / 'RESULTS.md', help='markdown file whose bench_all block is replaced')
+    ap.add_argument('--in-process', action='store_true',
+                    help='run every section in this process (default: each in a fresh process; see run_fresh)')
+    ap.add_argument('--worker', choices=SECTIONS, help=argparse.SUPPRESS)  # internal: run one section, write its figures
+    ap.add_argument('--worker-out', type=Path, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     logging.getLogger('torch._dynamo').setLevel(logging.ERROR)  # graph-break warnings: the compile section records them
     settings = apply_settings(a.threads, not a.no_flush_denormal)
@@ -78,13 +96,16 @@ def main(argv=None) -> dict:
     if a.cuda_only:
         if not torch.cuda.is_available(): ap.error('--cuda-only: no GPU (torch.cuda.is_available() is False)')
         devices, a.skip = ['cuda'], a.skip + ['lmdb_decode']  # decoding is CPU work, measured by the CPU run
+    if a.worker:
+        a.worker_out.write_text(json.dumps(run_section(a.worker, b, devices), default=str))
+        return {}
     a.block = a.block or ('bench_all_cuda' if a.cuda_only else 'bench_all')
     a.json = a.json or HERE / 'results' / f'{a.block}.json'
     env, figures, skipped, t0 = environment(), {}, {}, time.perf_counter()
     for name in a.sections:
         if name in a.skip: skipped[name] = '--skip'; continue
         ts = time.perf_counter()
-        try: figures[name] = run_section(name, b, devices)
+        try: figures[name] = run_section(name, b, devices) if a.in_process else run_fresh(name, a)
         except Exception as e:  # noqa: BLE001 - one broken figure must not lose the others
             traceback.print_exc(); skipped[name] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
         print(f"[bench_all] {name}: {time.perf_counter() - ts:.1f} s", file=sys.stderr, flush=True)
@@ -94,7 +115,7 @@ def main(argv=None) -> dict:
     res = {'command': cmd, 'block': a.block, 'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
            'wall_s': time.perf_counter() - t0, 'json': str(a.json.resolve().relative_to(HERE.parent)) if a.json.resolve().is_relative_to(HERE.parent) else str(a.json),
            'environment': env, 'settings': settings, 'budget_name': 'quick' if a.quick else 'full',
-           'budget': asdict(b), 'devices': devices, 'figures': figures}
+           'budget': asdict(b), 'devices': devices, 'in_process': a.in_process, 'figures': figures}
     res['targets'] = [dict(zip(('figure', 'measured', 'target', 'status'), r)) for r in report.targets(res)]
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps(res, indent=1, default=str))

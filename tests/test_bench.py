@@ -16,13 +16,17 @@ def test_write_block_appends_then_replaces(tmp_path):
     assert text.count(BEGIN) == text.count(END) == 1 and 'second' in text and 'first' not in text and 'keep me' in text
 
 
+def _bench(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
+    return subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'bench_all.py'), '--quick', '--cpu-only', *args],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
 def test_bench_all_quick(tmp_path):
-    "Smoke run of the cheap sections (compile and DDP are left out: they take minutes / spawn processes)."
+    "Smoke run of the cheap sections in one process (compile and DDP are left out: they take minutes / spawn processes)."
     md, js = tmp_path / 'RESULTS.md', tmp_path / 'out' / 'bench.json'
     md.write_text(f'# Results\n\n## Earlier section\nkept\n\n{BEGIN}\nold block\n{END}\n\n## Later section\nkept too\n')
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
-    r = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'bench_all.py'), '--quick', '--cpu-only', '--skip', 'compile', 'ddp',
-                        '--json', str(js), '--md', str(md)], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    r = _bench('--in-process', '--skip', 'compile', 'ddp', '--json', str(js), '--md', str(md))
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(js.read_text())
     assert {'command', 'date', 'environment', 'settings', 'budget', 'figures', 'targets'} <= set(res)
@@ -39,3 +43,13 @@ def test_bench_all_quick(tmp_path):
     text = md.read_text()
     assert text.count(BEGIN) == text.count(END) == 1 and 'old block' not in text
     assert 'kept\n' in text and 'kept too' in text and '### Training step' in text and 'not measured (no GPU)' in text
+
+
+def test_bench_all_fresh_processes(tmp_path):
+    "Default mode: each section in its own process; the figures come back through the parent into one JSON and block."
+    md, js = tmp_path / 'R.md', tmp_path / 'b.json'
+    r = _bench('--sections', 'lmdb_decode', 'neighbour_lists', '--json', str(js), '--md', str(md))
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(js.read_text())
+    assert res['in_process'] is False and set(res['figures']) == {'lmdb_decode', 'neighbour_lists', 'skipped'}
+    assert res['figures']['lmdb_decode']['decode_ratio'] > 0 and 'Each section ran in a fresh process' in md.read_text()

@@ -129,7 +129,8 @@ def markdown(res: dict, block: str = 'bench_all') -> str:
              f"Machine: {e['host_cpu']}, {e['logical_cpus']} logical CPUs (shared; load average {e['loadavg_start']:.1f} at the start), {gpu}; "
              f"Python {e['python']}, torch {e['torch']}, torch_geometric {e['torch_geometric']}, vesin {e['vesin']}, ase {e['ase']}.", '',
              f"Settings: {s['torch_threads']} intra-op thread(s) (OMP_NUM_THREADS={s['OMP_NUM_THREADS']}), {s['interop_threads']} inter-op, "
-             f"flush-to-zero {'on' if s['flush_denormal'] else 'off'} for the whole run; budget {res['budget_name']}. Every comparison runs "
+             f"flush-to-zero {'on' if s['flush_denormal'] else 'off'} for the whole run; budget {res['budget_name']}. "
+             f"{'All sections ran in one process' if res.get('in_process') else 'Each section ran in a fresh process'}; every comparison runs "
              "its sides in one process, interleaved step by step (order rotating), and quotes medians; ratios are the figures to read on a "
              "shared machine.", '', '### Targets', ''] + _table(['figure', 'measured', 'target', 'status'], targets(res)) + ['']
     return '\n'.join(lines + _sections(res['figures']) + [end])
