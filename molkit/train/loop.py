@@ -34,7 +34,7 @@ from .norms import TargetNorm, fit_normalizers, training_elements
 from .setup import ExperimentConfig, load_config
 
 # %% auto 0
-__all__ = ['seed_everything', 'append_jsonl', 'truncate_jsonl', 'append_csv', 'Run', 'TrainResult', 'train']
+__all__ = ['seed_everything', 'append_jsonl', 'truncate_jsonl', 'append_csv', 'compile_blocker', 'Run', 'TrainResult', 'train']
 
 # %% ../../nbs/67c_train.loop.ipynb
 def seed_everything(seed: int):
@@ -61,6 +61,19 @@ def append_csv(path: Path, row: dict):
         w.writerow(row)
 
 # %% ../../nbs/67c_train.loop.ipynb
+def compile_blocker(model: nn.Module,  # the `Model` being trained
+                    targets: Sequence[str],  # heads trained by the loss
+                    log_grad_norms: bool = False,  # `train.log_grad_norms_every > 0`
+                    ) -> str | None:  # why the step cannot be compiled, or None
+    "The reason torch.compile cannot train this configuration, if any (known before the first step)."
+    grad_heads = [k for k in targets if model.heads[k].needs_pos_grad or model.heads[k].needs_strain]
+    if grad_heads:
+        return (f"heads {grad_heads} differentiate the energy w.r.t. positions/strain inside the step, so the loss needs a "
+                "double backward, which torch.compile (AOTAutograd) does not support")
+    if log_grad_norms: return "train.log_grad_norms_every needs a retain_graph backward per loss term, which compiled graphs refuse"
+    return None
+
+# %% ../../nbs/67c_train.loop.ipynb
 class Run:
     "Everything a training run holds; `state_dict`/`load_state_dict` are the checkpoint."
     def __init__(self, cfg: ExperimentConfig, splits: dict[str, Subset], device: torch.device):
@@ -80,6 +93,8 @@ class Run:
             unused = set(cfg.model.heads) != set(cfg.targets)
             self.ddp = nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=unused,
                                                            device_ids=[device.index] if device.type == 'cuda' else None)
+        self.eager, self.compile_pending = self.ddp, False  # `train.compile`: eager module to fall back to
+        if cfg.train.compile: self.compile()
         self.optimizer = build_optimizer(self.model, cfg.optim, param_blocks(self.model, cfg.optim.layer_lr) or None)
         self.ema = EMA(self.model, cfg.ema.decay, cfg.ema.warmup) if cfg.ema.decay > 0 else None
         self.prec = Precision(cfg.precision.mode, device, cfg.precision.max_consecutive_skips)
@@ -129,7 +144,25 @@ class Run:
         attached = {k: v for k, v in parts.items() if torch.is_tensor(v) and v.requires_grad}
         return {f'gradnorm/{k}': v for k, v in term_grad_norms(attached, self.model.parameters()).items()}
 
+    def compile(self):
+        "Compile the training module (dynamic shapes), or warn with the reason and stay eager."
+        why = compile_blocker(self.model, self.cfg.targets, self.cfg.train.log_grad_norms_every > 0)
+        if why is None: self.ddp, self.compile_pending = torch.compile(self.eager, dynamic=True), True
+        elif self.rank == 0: warnings.warn(f"train.compile: {why}; training eagerly", stacklevel=2)
+
     def train_step(self, batches: list[Batch]) -> dict:
+        "One optimiser step; with `train.compile`, a first step that fails to compile is redone eagerly, with a warning."
+        if not self.compile_pending: return self._step(batches)
+        self.compile_pending = False
+        try: return self._step(batches)
+        except Exception as e:  # noqa: BLE001 - any compiler failure; an error of the model itself recurs eagerly
+            if self.rank == 0:
+                warnings.warn(f"train.compile: torch.compile failed on the first step ({type(e).__name__}: "
+                              f"{(str(e).strip().splitlines() or [''])[0][:200]}); training eagerly", stacklevel=2)
+            self.optimizer.zero_grad(set_to_none=True); self.ddp = self.eager
+            return self._step(batches)
+
+    def _step(self, batches: list[Batch]) -> dict:
         "Forward/backward over the micro-batches, then one (possibly skipped) optimiser step."
         self.ddp.train()
         specs, names, finite, terms, t0 = self.cfg.loss, self.cfg.targets, True, {}, time.perf_counter()

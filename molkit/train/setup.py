@@ -40,6 +40,7 @@ class TrainConfig:
     device: str | None = None  # None: cuda if available (LOCAL_RANK), else cpu
     early_stopping_patience: int = 0  # stop after this many validations without a new best (0: off)
     min_lr: float = 0.0  # stop once the learning rate falls below this (0: off)
+    compile: bool = False  # torch.compile the model (dynamic shapes); warns and trains eagerly where it cannot (gradient forces)
 
     def __post_init__(self):
         if self.max_steps is None and self.max_epochs is None: raise ValueError("set max_steps or max_epochs")
