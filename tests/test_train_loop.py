@@ -73,3 +73,14 @@ def test_nan_labels_stop_before_training(tmp_path):
     _as_schema1(ds, edit=lambda i, g: g.energy.fill_(float('nan')) if i == 3 else None)
     with pytest.raises(ValueError, match="target 'energy' is nan; statistics need finite labels|non-finite normalisers"):
         train(toy_config(tmp_path / 'run', str(ds), max_steps=2))
+
+def test_workers_persist_across_epochs_with_the_same_batches(toy_lmdb, tmp_path):
+    "Two persistent DataLoader workers with prefetch give the batches of the in-process loader, epoch after epoch."
+    weights = {}
+    for w in (0, 2):
+        cfg = toy_config(tmp_path / f'w{w}', toy_lmdb, max_steps=None, max_epochs=3, eval_every=0, checkpoint_every=0)
+        cfg['data'].update(num_workers=w, prefetch_factor=3)
+        res = train(cfg)
+        assert res.step == 3 * 12  # 48 train structures / 4 per batch, 3 epochs
+        weights[w] = load_checkpoint(latest_checkpoint(Path(res.run_dir) / 'checkpoints'))['model']
+    for k, v in weights[0].items(): torch.testing.assert_close(weights[2][k], v, msg=k)

@@ -55,7 +55,9 @@ class DataConfig:
     batch_size: int = 32  # structures per rank per step
     eval_batch_size: int = 64  # structures per rank for evaluation
     balance: bool = True  # atom-balanced batches across ranks
-    num_workers: int = 0  # DataLoader workers
+    num_workers: int = 0  # DataLoader workers (kept alive across epochs)
+    prefetch_factor: int = 2  # batches each worker prepares ahead (num_workers > 0)
+    pin_memory: bool = True  # CUDA: page-locked batches, copied to the GPU without blocking (ignored on CPU)
     normalize: bool = True  # standardise targets with training mean/std
     stats_samples: int | None = 20000  # training structures (seeded sample) used to fit the normalisers; None = all
 
@@ -64,6 +66,7 @@ class DataConfig:
         for k in ('batch_size', 'eval_batch_size'):
             if getattr(self, k) < 1: raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
         if self.num_workers < 0: raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.prefetch_factor < 1: raise ValueError(f"prefetch_factor must be >= 1, got {self.prefetch_factor}")
         if self.stats_samples is not None and self.stats_samples < 1: raise ValueError(f"stats_samples must be >= 1 or null, got {self.stats_samples}")
         if not self.temperature > 0: raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.limit is not None and self.limit < 1: raise ValueError(f"limit must be >= 1, got {self.limit}")

@@ -69,11 +69,12 @@ def task_masks(batch: Batch, names: Sequence[str], datasets: Sequence[str]) -> d
 
 # %% ../../nbs/67b_train.inference.ipynb
 def _loader(ds, indices: Sequence[int] | None = None, batch_size: int = 64, num_workers: int = 0,
-            batch_sampler=None) -> torch.utils.data.DataLoader:
-    "DataLoader collating `Data` into a PyG `Batch`."
+            batch_sampler=None, pin_memory: bool = False, prefetch_factor: int = 2) -> torch.utils.data.DataLoader:
+    "DataLoader collating `Data` into a PyG `Batch`; workers, if any, persist across epochs and prefetch."
     if indices is not None: ds = torch.utils.data.Subset(ds, list(indices))
     kw = dict(batch_sampler=batch_sampler) if batch_sampler is not None else dict(batch_size=batch_size, shuffle=False)
-    return torch.utils.data.DataLoader(ds, collate_fn=Batch.from_data_list, num_workers=num_workers, **kw)
+    if num_workers > 0: kw.update(persistent_workers=True, prefetch_factor=prefetch_factor)
+    return torch.utils.data.DataLoader(ds, collate_fn=Batch.from_data_list, num_workers=num_workers, pin_memory=pin_memory, **kw)
 
 def point_predictions(model: nn.Module, out: dict[str, Tensor]) -> dict[str, Tensor]:
     "Normalised point predictions: heads with a `.predict` (distribution, mean–variance) decode their output, others unchanged."

@@ -100,6 +100,9 @@ class Run:
         self.prec = Precision(cfg.precision.mode, device, cfg.precision.max_consecutive_skips)
         d = cfg.data
         self.sampler = BalancedBatchSampler(splits['train'].natoms, d.batch_size, seed=cfg.seed, balance=d.balance)
+        self.pinned = d.pin_memory and device.type == 'cuda'
+        self.loader = _loader(splits['train'], batch_sampler=self.sampler, num_workers=d.num_workers, pin_memory=self.pinned,
+                              prefetch_factor=d.prefetch_factor)  # one loader: its workers live across epochs
         if cfg.schedule.total_steps <= 1: cfg.schedule.total_steps = self.total_steps()  # unset (ScheduleCfg default 1): the run length
         self.schedule = LRSchedule(cfg.schedule)
         self.step = self.epoch = self.batch_in_epoch = 0
@@ -167,7 +170,7 @@ class Run:
         self.ddp.train()
         specs, names, finite, terms, t0 = self.cfg.loss, self.cfg.targets, True, {}, time.perf_counter()
         for i, batch in enumerate(batches):
-            batch = batch.to(self.device)
+            batch = batch.to(self.device, non_blocking=self.pinned)
             sync = self.ddp.no_sync() if self.world > 1 and i < len(batches) - 1 else nullcontext()
             with sync:
                 with self.prec.autocast(): preds = self.ddp(batch, names)
@@ -190,7 +193,7 @@ class Run:
         "Groups of `grad_accum` batches of the current epoch, starting after the batches already consumed."
         self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
         group, k = [], self.cfg.optim.grad_accum
-        for b in _loader(self.splits['train'], batch_sampler=self.sampler, num_workers=self.cfg.data.num_workers):
+        for b in self.loader:  # the sampler's epoch is read when iteration starts
             group.append(b)
             if len(group) == k: yield group; group = []
         if group: yield group
