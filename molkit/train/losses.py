@@ -91,7 +91,7 @@ class LossSpec:
     reduction: str = 'mean'  # key of `REDUCTIONS`: mean | atomwise | structurewise | sum
     free_atoms_only: bool = False  # atom-level targets: ignore atoms with `fixed` True
     pred: str | None = None  # key in the model's prediction dict; None = `target`
-    l1_weight: float = 1.0  # soft-target losses: λ in CE + λ·L1 (`molkit.targets.losses.LossConfig`)
+    l1_weight: float = 3.0  # soft-target losses: λ in CE + λ·L1 (`molkit.targets.losses.LossConfig`); 3: the choice of molkit's DMoE study on EMT and MD
     l1_ref: str = 'target'  # soft-target losses: L1 against E[target histogram] ('target') or the raw label ('label')
     min_tag: int | None = None  # atom-level targets: count only atoms with tag >= min_tag (OC20: 1 = surface and adsorbate)
     weight_end: float | None = None  # decay the weight linearly to this value ... (None: constant weight)
