@@ -35,7 +35,7 @@ def evaluate_seed(run: Path, device: torch.device) -> dict:
     "Raw and calibrated uncertainty metrics, and risk at a few coverages, of one trained run on its test split."
     model, norms, cfg = load_trained(latest_checkpoint(run / 'checkpoints'), device)
     splits = build_splits(cfg.data, task_labels(cfg.model))
-    (name, head), = model.heads.items()
+    name, head = next((k, h) for k, h in model.heads.items() if callable(getattr(h, 'variance', None)) or is_distribution_head(h))
     if callable(getattr(head, 'variance', None)):
         kind, out, metrics, fit = 'gaussian', gaussian_outputs, gaussian_metrics, fit_gaussian_scale
     elif is_distribution_head(head): kind, out, metrics, fit = 'dist', distribution_outputs, distribution_metrics, fit_distribution_temperature
