@@ -1,4 +1,5 @@
 "Shared helpers for the training-engine tests: a tiny synthetic molecule dataset and a tiny SchNet config."
+import os, subprocess, sys
 from pathlib import Path
 import torch
 from torch_geometric.data import Data
@@ -30,3 +31,17 @@ def toy_config(run_dir: Path, dataset: str, max_steps: int = 30, **train) -> dic
             'train': {'max_steps': max_steps, 'eval_every': 10, 'checkpoint_every': 10, 'log_every': 1, 'progress': False,
                       'device': 'cpu', **train},
             'seed': 0, 'run_dir': str(run_dir)}
+
+
+EXE = Path(sys.executable).parent / 'molkit'
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(Path(__file__).resolve().parents[1])}
+
+def run_molkit(*args, cwd=None, timeout: int = 900) -> subprocess.CompletedProcess:
+    "Run the installed `molkit` console script in a fresh process: one thread, this checkout first on PYTHONPATH."
+    return subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=ENV)
+
+def molkit(*args, check: bool = True, cwd=None) -> subprocess.CompletedProcess:
+    "`run_molkit`, asserting a zero exit status (with the end of stderr) unless `check` is False."
+    p = run_molkit(*args, cwd=cwd)
+    if check: assert p.returncode == 0, p.stderr[-3000:]
+    return p

@@ -7,17 +7,14 @@ import ase, ase.io
 from ase.build import fcc111, add_adsorbate
 from ase.calculators.emt import EMT
 from ase.constraints import FixAtoms
+from _train_helpers import molkit as _molkit
 
 AIMS = Path(ase.__file__).parent / 'test/testdata/aims/md.out'
 
 
 def molkit(*args, ok=True):
     "Run the installed console script; return the completed process."
-    exe = Path(sys.executable).parent / 'molkit'
-    p = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, 'OMP_NUM_THREADS': '1'})
-    if ok: assert p.returncode == 0, p.stderr
-    return p
+    return _molkit(*args, check=ok)
 
 
 @pytest.fixture(scope='module')

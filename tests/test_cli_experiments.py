@@ -2,15 +2,14 @@
 import json, os, subprocess, sys
 from pathlib import Path
 import yaml
+from _train_helpers import run_molkit
 
 TINY = {'hidden_dim': 8, 'num_filters': 8, 'num_interactions': 1, 'num_gaussians': 8, 'cutoff': 4.0}
 
 
 def molkit(*args, cwd=None):
     "Run the installed console script; return the completed process."
-    exe = Path(sys.executable).parent / 'molkit'
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=600, cwd=cwd,
-                          env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    return run_molkit(*args, cwd=cwd)
 
 
 def test_demo_writes_table_report_and_refuses_to_clobber(tmp_path):

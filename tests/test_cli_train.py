@@ -3,6 +3,7 @@ import json, os, subprocess, sys
 from pathlib import Path
 import numpy as np
 import yaml
+from _train_helpers import molkit as _molkit
 
 CONFIG = {
     'data': {'dataset': 'qm9_subset', 'limit': 400, 'split': {'train': 300, 'val': 50, 'test': 50},
@@ -19,11 +20,7 @@ CONFIG = {
 
 def molkit(*args):
     "Run the installed console script and return its stdout; fail with its stderr."
-    exe = Path(sys.executable).parent / 'molkit'
-    p = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=600,
-                       env={**os.environ, 'OMP_NUM_THREADS': '1'})
-    assert p.returncode == 0, p.stderr[-3000:]
-    return p.stdout
+    return _molkit(*args).stdout
 
 
 def test_train_eval_predict_from_the_command_line(tmp_path):

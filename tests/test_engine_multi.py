@@ -6,16 +6,8 @@ from molkit.data.emt import EMTConfig, write_emt_dataset
 from molkit.data.lmdb import write_lmdb
 from molkit.models.base import load_backbones
 from molkit.train.checkpoint import latest_checkpoint, load_checkpoint
-from _train_helpers import toy_molecules
+from _train_helpers import ENV, molkit, toy_molecules
 
-EXE = Path(sys.executable).parent / 'molkit'
-ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(Path(__file__).resolve().parents[1])}
-
-def molkit(*args, check: bool = True) -> subprocess.CompletedProcess:
-    "Run `molkit ARGS` in a fresh process."
-    p = subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, timeout=900, env=ENV)
-    if check: assert p.returncode == 0, p.stderr[-3000:]
-    return p
 
 @pytest.fixture(scope='module')
 def emt(tmp_path_factory) -> Path:

@@ -7,15 +7,14 @@ import pytest
 import yaml
 from molkit.data.emt import EMTConfig, write_emt_dataset
 from molkit.models.gemnet_oc.model import GEMNET_OC_PRESETS, count_parameters
+from _train_helpers import run_molkit
 
 TINY = {'cutoff': 4.0, 'absolute_rbf_cutoff': 4.0, 'max_num_neighbors': 12}  # tiny preset, lighter graphs for speed
 
 
 def molkit(*args, ok: bool = True) -> subprocess.CompletedProcess:
     "Run the molkit console script; check its exit status."
-    exe = Path(sys.executable).parent / 'molkit'
-    p = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=600,
-                       env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    p = run_molkit(*args)
     assert (p.returncode == 0) == ok, p.stderr[-3000:]
     return p
 

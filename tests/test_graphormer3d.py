@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest, yaml
 from molkit.data.emt import EMTConfig, write_emt_dataset
+from _train_helpers import molkit as _molkit
 
 
 @pytest.fixture(scope='module')
@@ -17,11 +18,7 @@ def is2re(emt): return emt['is2re']
 
 def molkit(*args):
     "Run the console script with one thread; return stdout, fail with its stderr."
-    exe = Path(sys.executable).parent / 'molkit'
-    p = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=600,
-                       env={**os.environ, 'OMP_NUM_THREADS': '1'})
-    assert p.returncode == 0, p.stderr[-3000:]
-    return p.stdout
+    return _molkit(*args).stdout
 
 
 def config(dataset, run_dir, head, loss):

@@ -7,16 +7,8 @@ from molkit.data.lmdb import write_lmdb
 from molkit.models.gemnet_oc.model import GEMNET_OC_PRESETS, GemNetOC
 from molkit.train.checkpoint import load_checkpoint
 from molkit.train.jmp import jmp_lightning_checkpoint
-from _train_helpers import toy_molecules
+from _train_helpers import ENV, molkit, toy_molecules
 
-EXE = Path(sys.executable).parent / 'molkit'
-ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(Path(__file__).resolve().parents[1])}
-
-def molkit(*args, check: bool = True) -> subprocess.CompletedProcess:
-    "Run `molkit ARGS` in a fresh process."
-    p = subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, timeout=900, env=ENV)
-    if check: assert p.returncode == 0, p.stderr[-3000:]
-    return p
 
 class HyperParameters:
     "Stands for the pickled config objects in the hyper_parameters of a released JMP checkpoint."
