@@ -74,11 +74,6 @@ def compile_blocker(model: nn.Module,  # the `Model` being trained
     return None
 
 # %% ../../nbs/67c_train.loop.ipynb
-def _scalars(xs: list) -> list[float]:
-    "Python floats of scalar tensors (or numbers) with one device-to-host copy instead of one per value."
-    dev = next((x.device for x in xs if isinstance(x, Tensor)), None)
-    return torch.stack([torch.as_tensor(x, device=dev).detach().float().reshape(()) for x in xs]).tolist()
-
 class Run:
     "Everything a training run holds; `state_dict`/`load_state_dict` are the checkpoint."
     def __init__(self, cfg: ExperimentConfig, splits: dict[str, Subset], device: torch.device):
@@ -184,9 +179,8 @@ class Run:
                 with self.prec.fp32(): loss, parts = total_loss(specs, preds, targets, batch, self.model.heads, not log_gn, valid, self.step)
                 if log_gn: terms.update(self.term_gradient_norms(parts)); parts = {k: v.detach() for k, v in parts.items()}
                 self.prec.backward(loss / len(batches))
-            vals = _scalars([loss, *parts.values()])  # one device sync per micro-batch for the check and the log
-            finite &= math.isfinite(vals[0])
-            for k, v in zip(['loss', *parts], vals): terms[k] = terms.get(k, 0.0) + v / len(batches)
+            finite &= bool(torch.isfinite(loss))
+            for k, v in {'loss': loss.detach(), **parts}.items(): terms[k] = terms.get(k, 0.0) + float(v) / len(batches)
         o = self.cfg.optim
         ok, gnorm = self.prec.step(self.optimizer, self.model.parameters(), o.clip_grad_norm, o.clip_grad_value, finite)
         if ok and self.ema is not None: self.ema.update(self.model)
