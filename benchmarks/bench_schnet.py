@@ -48,16 +48,14 @@ def step_fn(energy_forces, params):
         return loss.item()
     return step
 
-def main(steps: int = 60, warmup: int = 5, batch_size: int = 32, preset: str = 'qm9_5A', seed: int = 0):
-    torch.manual_seed(seed)
-    c = SCHNET_PRESETS[preset]
-    batches = make_batches(8, batch_size, c.cutoff, seed)
+def peer_pair(c, batch, device: str = 'cpu'):
+    "PyG's SchNet and molkit's with the same weights, their energy + force functions, and their energy gap on `batch`."
     cur = {}  # the batch PyG's interaction_graph reads its edges from
     def graph(pos, batch):
         ei = cur['b'].edge_index
         return ei, (pos[ei[0]] - pos[ei[1]]).norm(dim=-1)
-    pyg = PygSchNet(c.hidden_dim, c.num_filters, c.num_interactions, c.num_gaussians, c.cutoff, interaction_graph=graph)
-    ours = schnet_from_pyg(pyg).train()
+    pyg = PygSchNet(c.hidden_dim, c.num_filters, c.num_interactions, c.num_gaussians, c.cutoff, interaction_graph=graph).to(device)
+    ours = schnet_from_pyg(pyg).to(device).train()
     def pyg_ef(b):
         cur['b'] = b
         e = pyg(b.z, b.pos, b.batch).squeeze(-1)
@@ -66,8 +64,15 @@ def main(steps: int = 60, warmup: int = 5, batch_size: int = 32, preset: str = '
         out = ours(b)
         return out['energy'], out['forces']
     with torch.no_grad():
-        b = batches[0]; cur['b'] = b
-        diff = (ours(b, targets=['energy'])['energy'] - pyg(b.z, b.pos, b.batch).squeeze(-1)).abs().max().item()
+        cur['b'] = batch
+        diff = (ours(batch, targets=['energy'])['energy'] - pyg(batch.z, batch.pos, batch.batch).squeeze(-1)).abs().max().item()
+    return pyg, ours, pyg_ef, ours_ef, diff
+
+def main(steps: int = 60, warmup: int = 5, batch_size: int = 32, preset: str = 'qm9_5A', seed: int = 0):
+    torch.manual_seed(seed)
+    c = SCHNET_PRESETS[preset]
+    batches = make_batches(8, batch_size, c.cutoff, seed)
+    pyg, ours, pyg_ef, ours_ef, diff = peer_pair(c, batches[0])
     runs = {'pyg': step_fn(pyg_ef, pyg.parameters()), 'molkit': step_fn(ours_ef, ours.parameters())}
     wall, cpu = {k: [] for k in runs}, {k: [] for k in runs}
     for s in range(warmup + steps):

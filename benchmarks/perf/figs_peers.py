@@ -10,31 +10,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: reu
 
 def schnet_vs_pyg(b: Budget, device: str, batch_size: int) -> dict:
     "molkit vs torch_geometric SchNet: same weights, same batches and edges, energy + gradient forces step, interleaved."
-    from torch_geometric.nn.models import SchNet as PygSchNet
-    from bench_schnet import make_batches, step_fn
-    from molkit.models.schnet import SCHNET_PRESETS, SchNetConfig, schnet_from_pyg
+    from bench_schnet import make_batches, peer_pair, step_fn
+    from molkit.models.schnet import SCHNET_PRESETS, SchNetConfig
     torch.manual_seed(0)
     c = SchNetConfig(**TINY_SCHNET) if b.schnet_preset == 'tiny' else SCHNET_PRESETS[b.schnet_preset]
     batches = [x.to(device) for x in make_batches(4, batch_size, c.cutoff, 0)]
-    cur = {}
-
-    def graph(pos, batch):
-        ei = cur['b'].edge_index
-        return ei, (pos[ei[0]] - pos[ei[1]]).norm(dim=-1)
-    pyg = PygSchNet(c.hidden_dim, c.num_filters, c.num_interactions, c.num_gaussians, c.cutoff, interaction_graph=graph).to(device)
-    ours = schnet_from_pyg(pyg).to(device).train()
-
-    def pyg_ef(x):
-        cur['b'] = x
-        e = pyg(x.z, x.pos, x.batch).squeeze(-1)
-        return e, -torch.autograd.grad(e.sum(), x.pos, create_graph=True)[0]
-
-    def ours_ef(x):
-        out = ours(x)
-        return out['energy'], out['forces']
-    with torch.no_grad():
-        x = batches[0]; cur['b'] = x
-        diff = (ours(x, targets=['energy'])['energy'] - pyg(x.z, x.pos, x.batch).squeeze(-1)).abs().max().item()
+    pyg, ours, pyg_ef, ours_ef, diff = peer_pair(c, batches[0], device)
     runs = {'pyg': step_fn(pyg_ef, pyg.parameters()), 'molkit': step_fn(ours_ef, ours.parameters())}
     t = interleaved({k: (lambda s, k=k: runs[k](batches[s % len(batches)])) for k in runs}, b.peer_steps, b.warmup, device)
     return {'device': device, 'batch': batch_size, 'preset': b.schnet_preset, 'atoms_per_batch': sum(x.num_nodes for x in batches) / 4,
