@@ -5,6 +5,7 @@
 # %% ../nbs/05_distributed.ipynb 3
 from __future__ import annotations
 import os
+from datetime import timedelta
 import torch
 import torch.distributed as dist
 
@@ -46,12 +47,15 @@ def all_ranks_true(flag: bool) -> bool:
     return bool(t.item() > 0)
 
 # %% ../nbs/05_distributed.ipynb
-def setup_distributed(device: str | None = None) -> torch.device:
+def setup_distributed(device: str | None = None,  # 'cpu', 'cuda' or 'cuda:N'; None: CUDA if available
+                      timeout_s: float | None = None,  # seconds a collective may wait for the other ranks; None: PyTorch's default
+                      ) -> torch.device:
     "Initialise torch.distributed from torchrun's environment if WORLD_SIZE > 1; return this rank's device."
     world = int(os.environ.get('WORLD_SIZE', '1'))
     use_cuda = torch.cuda.is_available() and (device is None or device.startswith('cuda'))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group('nccl' if use_cuda else 'gloo')
+        kw = {} if timeout_s is None else {'timeout': timedelta(seconds=timeout_s)}
+        dist.init_process_group('nccl' if use_cuda else 'gloo', **kw)
     if device is not None and device != 'cuda': return torch.device(device)
     if use_cuda:
         dev = torch.device('cuda', int(os.environ.get('LOCAL_RANK', '0')))

@@ -60,39 +60,50 @@ def test_ddp_train_two_ranks(tmp_path):
     assert ck['step'] == 12 and (ck['epoch'], ck['batch_in_epoch']) == (1, 6)  # 48 / (4 per rank x 2 ranks) = 6 steps per epoch
     assert all(torch.isfinite(v).all() for v in ck['model'].values())
 
-def test_torchrun_two_ranks(tmp_path):
-    "`molkit train` under torchrun picks up its environment (gloo on CPU); only rank 0 logs and checkpoints."
-    import subprocess, sys, yaml
+def _torchrun(tmp_path: Path, *torchrun_args: str, nodes: int = 1, timeout: int = 240) -> None:
+    "Run `torchrun ARGS molkit train cfg.yaml` as `nodes` launcher processes; on a hang, dump every rank's stacks and fail."
+    import signal, subprocess, sys, psutil
+    molkit = Path(sys.executable).parent / 'molkit'  # `torchrun --nproc_per_node 2 $(which molkit) train CONFIG`
+    cmd = [sys.executable, '-m', 'torch.distributed.run', *torchrun_args, str(molkit), 'train', str(tmp_path / 'cfg.yaml')]
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MASTER_ADDR': '127.0.0.1', 'PYTHONFAULTHANDLER': '1'}
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(nodes)]
+    try: outs = [p.communicate(timeout=timeout) for p in procs]
+    except subprocess.TimeoutExpired:  # torchrun starts its ranks in sessions of their own: signal every descendant
+        tree = [c for p in procs for c in psutil.Process(p.pid).children(recursive=True)] + [psutil.Process(p.pid) for p in procs]
+        for q in tree: q.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER prints each process's Python stacks on SIGABRT
+        outs = [p.communicate(timeout=30) for p in procs]
+        for q in tree:
+            if q.is_running(): q.kill()
+        pytest.fail(f"torchrun hung for {timeout} s; stacks:\n" + '\n'.join(o[1][-6000:] for o in outs))
+    assert all(p.returncode == 0 for p in procs), [o[1][-3000:] for o in outs]
+
+def _ddp_config(tmp_path: Path) -> None:
+    "Write cfg.yaml: the toy energy run, 12 steps, collectives that fail after 120 s instead of hanging."
+    import yaml
     from molkit.data.lmdb import write_lmdb
-    from molkit.train.checkpoint import latest_checkpoint, load_checkpoint
     from _train_helpers import toy_config
     lmdb = str(write_lmdb(toy_molecules(64), tmp_path / 'toy', progress=False))
-    cfg = toy_config(tmp_path / 'run', lmdb, max_steps=12)
+    cfg = toy_config(tmp_path / 'run', lmdb, max_steps=12, dist_timeout_s=120)
     (tmp_path / 'cfg.yaml').write_text(yaml.safe_dump(cfg))
-    molkit = Path(sys.executable).parent / 'molkit'  # `torchrun --nproc_per_node 2 $(which molkit) train CONFIG`
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
-                        str(molkit), 'train', str(tmp_path / 'cfg.yaml')], env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+
+def _check_run(tmp_path: Path) -> None:
+    "12 steps of 2 ranks x 4 structures over 48 training structures: 6 steps per epoch, as on one node."
+    from molkit.train.checkpoint import latest_checkpoint, load_checkpoint
     ck = load_checkpoint(latest_checkpoint(tmp_path / 'run' / 'checkpoints'))
     assert ck['step'] == 12 and (ck['epoch'], ck['batch_in_epoch']) == (1, 6)
+
+def test_torchrun_two_ranks(tmp_path):
+    "`molkit train` under torchrun picks up its environment (gloo on CPU); only rank 0 logs and checkpoints."
+    _ddp_config(tmp_path)
+    _torchrun(tmp_path, '--standalone', '--nproc_per_node=2')
+    _check_run(tmp_path)
     assert (tmp_path / 'run' / 'evals.jsonl').read_text().count('\n') == 2  # rank 0 logs only (steps 10 and 12)
 
 def test_two_nodes_with_c10d_rendezvous(tmp_path):
     "Two torchrun 'nodes' (one process each, on loopback) meet through a c10d rendezvous and train one run, as on a cluster."
-    import socket, subprocess, sys, yaml
-    from molkit.data.lmdb import write_lmdb
-    from molkit.train.checkpoint import latest_checkpoint, load_checkpoint
-    from _train_helpers import toy_config
-    lmdb = str(write_lmdb(toy_molecules(64), tmp_path / 'toy', progress=False))
-    (tmp_path / 'cfg.yaml').write_text(yaml.safe_dump(toy_config(tmp_path / 'run', lmdb, max_steps=12)))
+    import socket
+    _ddp_config(tmp_path)
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
-    molkit = Path(sys.executable).parent / 'molkit'
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nnodes=2', '--nproc_per_node=1', '--rdzv_backend=c10d',
-           f'--rdzv_endpoint=127.0.0.1:{port}', '--rdzv_id=molkit-test', str(molkit), 'train', str(tmp_path / 'cfg.yaml')]
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MASTER_ADDR': '127.0.0.1'}
-    nodes = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outs = [n.communicate(timeout=300) for n in nodes]
-    assert all(n.returncode == 0 for n in nodes), [o[1][-2000:] for o in outs]
-    ck = load_checkpoint(latest_checkpoint(tmp_path / 'run' / 'checkpoints'))
-    assert ck['step'] == 12 and (ck['epoch'], ck['batch_in_epoch']) == (1, 6)  # 2 ranks x 4 structures per step, as on one node
+    _torchrun(tmp_path, '--nnodes=2', '--nproc_per_node=1', '--rdzv_backend=c10d', f'--rdzv_endpoint=127.0.0.1:{port}',
+              f'--rdzv_id=molkit-test-{port}', '--local_addr=127.0.0.1', nodes=2)
+    _check_run(tmp_path)

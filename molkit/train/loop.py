@@ -320,7 +320,7 @@ def train(config: ExperimentConfig | dict | str | Path,  # config object, plain 
     cfg = load_config(config, overrides)
     if not cfg.loss: raise ConfigError("loss: training needs at least one loss term")
     owns_pg = int(os.environ.get('WORLD_SIZE', '1')) > 1 and not dist.is_initialized()
-    device = setup_distributed(cfg.train.device)
+    device = setup_distributed(cfg.train.device, cfg.train.dist_timeout_s)
     seed_everything(cfg.seed)
     if datasets is not None and cfg.data.multi: raise ValueError("in-memory `datasets` serve one dataset; use data.datasets for several")
     splits = build_splits(cfg.data, task_labels(cfg.model)) if datasets is None else {k: Subset(v, range(len(v))) for k, v in datasets.items()}

@@ -41,6 +41,7 @@ class TrainConfig:
     early_stopping_patience: int = 0  # stop after this many validations without a new best (0: off)
     min_lr: float = 0.0  # stop once the learning rate falls below this (0: off)
     compile: bool = False  # torch.compile the model (dynamic shapes); warns and trains eagerly where it cannot (gradient forces)
+    dist_timeout_s: float | None = None  # under torchrun: seconds a rank waits for the others before failing (None: PyTorch's default)
 
     def __post_init__(self):
         if self.max_steps is None and self.max_epochs is None: raise ValueError("set max_steps or max_epochs")
@@ -51,6 +52,7 @@ class TrainConfig:
             if getattr(self, k) < 0: raise ValueError(f"{k} must be >= 0, got {getattr(self, k)}")
         if self.log_every == 0: raise ValueError("log_every must be >= 1")
         if self.early_stopping_patience < 0 or self.min_lr < 0: raise ValueError("early_stopping_patience and min_lr must be >= 0")
+        if self.dist_timeout_s is not None and self.dist_timeout_s <= 0: raise ValueError(f"dist_timeout_s must be > 0, got {self.dist_timeout_s}")
 
 @dataclass
 class ExperimentConfig:
