@@ -4,7 +4,7 @@
 
 # %% ../../nbs/63_train.losses.ipynb 3
 from __future__ import annotations
-import functools
+import dataclasses, functools
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
@@ -80,6 +80,10 @@ def is_atom_level(name: str, value: Tensor, batch: Batch) -> bool:
     n_graphs = int(getattr(batch, 'num_graphs', 1))
     return value.shape[0] == batch.num_nodes and value.shape[0] != n_graphs
 
+def _ramp(start: float, end: float, steps: int, step: int) -> float:
+    "Linear from `start` at step 0 to `end` at `steps`, then constant."
+    return start + min(max(step, 0) / steps, 1.0) * (end - start)
+
 SOFT_LOSSES: dict[str, str] = {'dmoe': 'dmoe', 'ce': 'ce', 'soft_l1': 'l1'}  # LossSpec.fn -> `LossConfig.mode` of a distribution head
 
 @dataclass
@@ -96,23 +100,31 @@ class LossSpec:
     min_tag: int | None = None  # atom-level targets: count only atoms with tag >= min_tag (OC20: 1 = surface and adsorbate)
     weight_end: float | None = None  # decay the weight linearly to this value ... (None: constant weight)
     weight_steps: int = 0  # ... over this many optimiser steps (Graphormer-3D's Δpos loss: 15 -> 1)
+    l1_weight_end: float | None = None  # soft-target losses: move λ linearly to this value ... (None: constant λ)
+    l1_weight_steps: int = 0  # ... over this many optimiser steps
 
     @functools.cached_property
     def soft_config(self) -> LossConfig:
         "Soft-target losses: the mode, λ and L1 reference (built once; the soft target is the head's own)."
         return LossConfig(SOFT_LOSSES[self.fn], self.l1_weight, self.l1_ref)
 
+    def soft_config_at(self, step: int) -> LossConfig:
+        "`soft_config` with λ at optimiser step `step` (`l1_weight_end`)."
+        if self.l1_weight_end is None or self.l1_weight_steps <= 0: return self.soft_config
+        return dataclasses.replace(self.soft_config, l1_weight=_ramp(self.l1_weight, self.l1_weight_end, self.l1_weight_steps, step))
+
     def weight_at(self, step: int) -> float:
         "This term's weight at optimiser step `step`."
         if self.weight_end is None or self.weight_steps <= 0: return self.weight
-        f = min(max(step, 0) / self.weight_steps, 1.0)
-        return self.weight + f * (self.weight_end - self.weight)
+        return _ramp(self.weight, self.weight_end, self.weight_steps, step)
 
     def __post_init__(self):
         if self.fn not in LOSS_FNS and self.fn not in SOFT_LOSSES:
             raise ValueError(f"unknown loss fn {self.fn!r}; registered: {sorted(LOSS_FNS)}, soft-target: {sorted(SOFT_LOSSES)}")
         if self.reduction not in REDUCTIONS:
             raise ValueError(f"unknown reduction {self.reduction!r}; expected one of {sorted(REDUCTIONS)}")
+        if min(self.l1_weight, 1.0 if self.l1_weight_end is None else self.l1_weight_end) < 0:
+            raise ValueError(f"l1_weight and l1_weight_end must be >= 0, got {self.l1_weight} and {self.l1_weight_end}")
 
     def _rows(self, y: Tensor, batch: Batch, level: str | None, valid: Tensor | None) -> tuple[bool, Tensor]:
         "(atom-level?, bool mask of the rows that count): free atoms if asked, graphs of the head's dataset."
@@ -138,12 +150,13 @@ class LossSpec:
     def soft_parts(self, head: HistogramHead, out: Tensor,  # head output [N, (C,) (M,) K]
                    y: Tensor,  # [N] or [N, C] normalised labels
                    batch: Batch, valid: Tensor | None = None,  # [n_graphs] bool, as in `parts`
+                   step: int = 0,  # optimiser step, for a scheduled λ (`l1_weight_end`)
                    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:  # numerator, denominator, {'ce', 'l1'}
         "Local `(mean · count, count)` of a soft-target loss from the head's `.loss`, and its CE / L1 terms."
         if self.reduction not in ('mean', 'atomwise'): raise ValueError(f"soft-target loss {self.fn!r}: reduction must be 'mean', got {self.reduction!r}")
         _, rows = self._rows(y, batch, head.level, valid)
         mask = None if bool(rows.all()) else rows.reshape(-1, *([1] * (y.dim() - 1))).expand_as(y)
-        loss, terms = head.loss(out, y, self.soft_config, mask)
+        loss, terms = head.loss(out, y, self.soft_config_at(step), mask)
         n = torch.tensor(float(y.numel() if mask is None else mask.sum()), device=loss.device)
         return loss.float() * n, n, {k: terms[k].float() for k in ('ce', 'l1')}  # attached: `total_loss` detaches
 
@@ -162,13 +175,13 @@ def global_mean(num: Tensor, den: Tensor) -> Tensor:
     return num * world / den.clamp_min(1)
 
 def _term(s: LossSpec, preds: dict[str, Tensor], targets: dict[str, Tensor], batch: Batch,
-          heads: dict | None, valid: Tensor | None) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+          heads: dict | None, valid: Tensor | None, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     "Local `(numerator, denominator, logged sub-terms)` of one spec, routed to a distribution head when soft."
     key = s.pred or s.target
     head = None if heads is None or key not in heads else heads[key]
     if s.fn in SOFT_LOSSES:
         if not is_distribution_head(head): raise ValueError(f"loss fn {s.fn!r} on {key!r} needs a distribution head (type: dist)")
-        return s.soft_parts(head, preds[key], targets[s.target], batch, valid)
+        return s.soft_parts(head, preds[key], targets[s.target], batch, valid, step)
     if is_distribution_head(head): raise ValueError(f"loss fn {s.fn!r} on {key!r}: a distribution head needs one of {sorted(SOFT_LOSSES)}")
     return *s.parts(preds, targets, batch, getattr(head, 'level', None), valid), {}
 
@@ -179,12 +192,12 @@ def total_loss(specs: list[LossSpec],  # the loss terms
                heads: dict | None = None,  # the model's heads: their level, and the soft-target losses
                detach: bool = True,  # False: terms stay attached to the graph (for `term_grad_norms`)
                valid: dict[str, Tensor] | None = None,  # head -> [n_graphs] bool, graphs carrying its label (several datasets)
-               step: int = 0,  # optimiser step, for decaying weights (`LossSpec.weight_end`)
+               step: int = 0,  # optimiser step, for scheduled weights (`LossSpec.weight_end`, `l1_weight_end`)
                ) -> tuple[Tensor, dict[str, Tensor]]:  # (scalar fp32 loss, term per target and '<target>/ce', '/l1')
     "Weighted sum of the loss terms; each term is a global mean under DDP."
     terms, logs, loss = {}, {}, 0.0
     for s, name in zip(specs, term_names(specs)):
-        num, den, sub = _term(s, preds, targets, batch, heads, (valid or {}).get(s.pred or s.target))
+        num, den, sub = _term(s, preds, targets, batch, heads, (valid or {}).get(s.pred or s.target), step)
         terms[name] = global_mean(num, den)
         loss = loss + s.weight_at(step) * terms[name]
         logs.update({f'{name}/{k}': v for k, v in sub.items()})
