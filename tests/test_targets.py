@@ -83,7 +83,7 @@ def test_targets_are_histograms(placement, kind):
     y = torch.cat([torch.randn(500, generator=g), 5 + 2 * torch.rand(100, generator=g)])
     bins = make_bins(y, BinsConfig(num_bins=20, placement=placement))
     p, n_out = soft_targets(torch.cat([y, torch.tensor([-50., 50.])]), bins, TargetConfig(kind=kind))
-    assert n_out == 2 and (p >= 0).all() and torch.allclose(p.sum(-1), torch.ones(len(y) + 2), atol=1e-5)
+    assert int(n_out) == 2 and (p >= 0).all() and torch.allclose(p.sum(-1), torch.ones(len(y) + 2), atol=1e-5)
     err = (expected_value(p[:-2].double(), bins) - y.double()).abs() / bins.widths[bin_index(y, bins)]
     # one-hot reads the bin centre; two-hot is exact between the outer centres; HL-Gauss is near-exact on uniform bins
     # (on non-uniform bins it is not: mass spilling into a much wider neighbour is read out at that bin's centre,

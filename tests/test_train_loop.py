@@ -84,3 +84,54 @@ def test_workers_persist_across_epochs_with_the_same_batches(toy_lmdb, tmp_path)
         assert res.step == 3 * 12  # 48 train structures / 4 per batch, 3 epochs
         weights[w] = load_checkpoint(latest_checkpoint(Path(res.run_dir) / 'checkpoints'))['model']
     for k, v in weights[0].items(): torch.testing.assert_close(weights[2][k], v, msg=k)
+
+def test_edges_built_in_the_loader_train_the_same(toy_lmdb, tmp_path):
+    "`data.edges: loader` (radius graphs in a DataLoader worker) trains to the same weights as graphs built in the forward."
+    weights = {}
+    for edges, w in (('model', 0), ('loader', 1)):
+        cfg = toy_config(tmp_path / edges, toy_lmdb, max_steps=8, eval_every=0, checkpoint_every=0)
+        cfg['model']['heads']['forces'] = {'type': 'gradient_forces', 'energy': 'energy'}
+        cfg['loss'].append({'target': 'forces', 'fn': 'l2mae', 'reduction': 'structurewise'})
+        cfg['data'].update(edges=edges, num_workers=w)
+        weights[edges] = load_checkpoint(latest_checkpoint(Path(train(cfg).run_dir) / 'checkpoints'))['model']
+    for k, v in weights['model'].items(): torch.testing.assert_close(weights['loader'][k], v, msg=k)
+    cfg = toy_config(tmp_path / 'g', toy_lmdb, max_steps=2)
+    cfg['model'].update(backbone='gemnet_oc', preset='tiny', backbone_cfg={})
+    cfg['data']['edges'] = 'loader'
+    with pytest.raises(Exception, match="needs a backbone that reads stored edges"): train(cfg)
+
+class _HostReads:
+    """Count tensor -> Python conversions (`item`, `tolist`, `bool`, `float`, `int`): each is a host–device sync on a GPU.
+    Calls from `torch.optim` are not counted: Adam's step counters live on the host unless `capturable`/`fused`."""
+    NAMES = ('item', 'tolist', '__bool__', '__float__', '__int__')
+    def __enter__(self):
+        import sys
+        self.n, self.saved = 0, {k: getattr(torch.Tensor, k) for k in self.NAMES}
+        def counted(f):
+            def g(*a, **k):
+                self.n += '/torch/optim/' not in sys._getframe(1).f_code.co_filename
+                return f(*a, **k)
+            return g
+        for k, f in self.saved.items(): setattr(torch.Tensor, k, counted(f))
+        return self
+    def __exit__(self, *exc):
+        for k, f in self.saved.items(): setattr(torch.Tensor, k, f)
+
+@pytest.mark.parametrize('loss', ['l1', 'dmoe'])
+def test_one_host_read_per_training_step(toy_lmdb, tmp_path, loss):
+    "With edges from the loader, a training step (energy + forces, or a DMoE head) reads the device once: one `tolist`."
+    from molkit.train.loop import Run, build_splits, load_config, task_labels
+    cfg = toy_config(tmp_path / loss, toy_lmdb, max_steps=5)
+    if loss == 'dmoe': cfg['model']['heads']['energy'] = {'type': 'dist'}
+    cfg['model']['heads']['forces'] = {'type': 'gradient_forces', 'energy': 'energy'}
+    cfg['loss'] = [{'target': 'energy', 'fn': loss}, {'target': 'forces', 'fn': 'l2mae', 'reduction': 'structurewise'}]
+    cfg['data']['edges'] = 'loader'
+    c = load_config(cfg)
+    run = Run(c, build_splits(c.data, task_labels(c.model)), torch.device('cpu'))
+    groups = run.step_groups()
+    run.train_step(next(groups))  # the first step also checks and caches a distribution head's bins
+    for _ in range(3):
+        batches = next(groups)
+        with _HostReads() as reads: out = run.train_step(batches)
+        assert reads.n == 1, reads.n
+    assert math.isfinite(out['loss']) and out['grad_norm'] > 0 and not out['skipped']

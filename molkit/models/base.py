@@ -39,6 +39,7 @@ class Backbone(nn.Module):
     "Base class: holds the config `cfg` and builds the graph; subclasses implement `forward(data) -> feats`."
     Config: type[BackboneConfig] = BackboneConfig  # set by `register_backbone`
     presets: dict[str, BackboneConfig] = {}  # named configurations, set by `register_backbone`
+    reads_edges: bool = False  # True: `forward` uses `graph`, so edges stored on the data (`data.edges: loader`) are used
 
     def __init__(self, cfg: BackboneConfig | None = None, **overrides: Any):
         super().__init__()

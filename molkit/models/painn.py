@@ -77,6 +77,7 @@ class PaiNNUpdate(nn.Module):
 @register_backbone('painn', PaiNNConfig, PAINN_PRESETS)
 class PaiNN(Backbone):
     "PaiNN backbone: `forward(data) -> {'node': [n, F], 'vector': [n, 3, F], 'edge_index', 'edge_vec', 'edge_len'}`."
+    reads_edges = True  # edges come from `graph` (stored on the data, or a radius graph)
     def __init__(self, cfg: PaiNNConfig | None = None, **overrides):
         super().__init__(cfg, **overrides)
         c = self.cfg

@@ -77,6 +77,7 @@ class InteractionBlock(nn.Module):
 @register_backbone('schnet', SchNetConfig, SCHNET_PRESETS)
 class SchNet(Backbone):
     "SchNet backbone: `forward(data) -> {'node': [n, H], 'edge_index', 'edge_vec', 'edge_len'}`."
+    reads_edges = True  # edges come from `graph` (stored on the data, or a radius graph)
     def __init__(self, cfg: SchNetConfig | None = None, **overrides):
         super().__init__(cfg, **overrides)
         c = self.cfg

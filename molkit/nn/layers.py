@@ -59,6 +59,13 @@ def scatter_reduce(src: Tensor,  # [M, ...] values
     return scatter(src, index, dim=0, dim_size=dim_size, reduce=reduce)
 
 # %% ../../nbs/21_nn.layers.ipynb
+def _max_shift(n_atoms: int) -> int:
+    "Largest |shift| m for which the pair keys of `n_atoms` atoms, n² (2m+1)³, fit in int64."
+    n2, base = max(n_atoms, 1) ** 2, int(round(((2 ** 63 - 1) / max(n_atoms, 1) ** 2) ** (1 / 3)))
+    while base > 0 and n2 * base ** 3 >= 2 ** 63: base -= 1
+    if base < 3: raise ValueError(f"{n_atoms} atoms overflow int64 pair keys")
+    return (base - 1) // 2
+
 def undirected_pairs(edge_index: Tensor,  # [2, E] int64, row 0 = neighbour j, row 1 = centre i
                      shifts: Tensor,  # [E, 3] integer lattice images of j (float or int)
                      n_atoms: int,  # number of atoms (bounds the indices)
@@ -67,13 +74,13 @@ def undirected_pairs(edge_index: Tensor,  # [2, E] int64, row 0 = neighbour j, r
     j, i = edge_index
     E = j.shape[0]
     S = shifts.round().long()
-    m = int(S.abs().max()) if E else 0  # one host sync; makes the integer keys exact for any shifts
+    m = _max_shift(n_atoms)  # from the atom count, not the data: no host sync
+    torch._assert_async((S.abs() <= m).all(), f"lattice shifts beyond ±{m} overflow int64 pair keys for {n_atoms} atoms")
     base = 2 * m + 1
-    if n_atoms ** 2 * base ** 3 >= 2 ** 63: raise ValueError(f"{n_atoms} atoms and shifts up to {m} overflow int64 pair keys")
     S = S + m
     code = (S[:, 0] * base + S[:, 1]) * base + S[:, 2]  # in [0, base³); the reverse shift has code base³ - 1 - code
     top = base ** 3 - 1
-    flip = (i > j) | ((i == j) & (2 * code > top))
+    flip = (i > j) | ((i == j) & (code > top // 2))  # top is even; 2·code could overflow
     a, b, code = torch.where(flip, j, i), torch.where(flip, i, j), torch.where(flip, top - code, code)
     uniq, pair = torch.unique((a * n_atoms + b) * base ** 3 + code, return_inverse=True)
     rep = torch.full((uniq.shape[0],), E, dtype=torch.long, device=pair.device)

@@ -152,11 +152,11 @@ def make_bins(y: Tensor,  # [N] training labels, normalised/referenced
 
 # %% ../../nbs/40_targets.binning.ipynb
 def clip_to_support(y: Tensor,  # [...] labels
-                    bins: Bins) -> tuple[Tensor, int]:  # clipped labels (float64), number of labels outside [a, b]
+                    bins: Bins) -> tuple[Tensor, Tensor]:  # clipped labels (float64), number of labels outside [a, b] (0-dim int64)
     "Clip labels into the support and count how many were outside."
     y = y.to(torch.float64)
-    n_out = int(((y < bins.lo) | (y > bins.hi)).sum())
-    return y.clamp(bins.lo, bins.hi), n_out
+    lo, hi = bins.edges[0].to(y), bins.edges[-1].to(y)  # tensors, not floats: the count and the clip stay on the device
+    return y.clamp(lo, hi), ((y < lo) | (y > hi)).sum()
 
 # %% ../../nbs/40_targets.binning.ipynb
 def one_hot_target(y: Tensor, bins: Bins, cfg: TargetConfig) -> Tensor:
@@ -191,7 +191,7 @@ def soft_targets(y: Tensor,  # [...] labels (normalised)
                  bins: Bins,
                  cfg: TargetConfig = TargetConfig(),
                  dtype: torch.dtype = torch.float32,  # dtype of the returned histogram
-                ) -> tuple[Tensor, int]:  # [..., K] target histogram, number of labels clipped into the edge bins
+                ) -> tuple[Tensor, Tensor]:  # [..., K] target histogram, number of labels clipped into the edge bins (0-dim)
     "Target histograms for labels; out-of-support labels are clipped into the edge bins and counted."
     if cfg.kind not in SOFT_TARGETS: raise ValueError(f"unknown target kind {cfg.kind!r}; have {list(SOFT_TARGETS)}")
     yc, n_out = clip_to_support(y, bins)

@@ -81,7 +81,7 @@ def soft_target_loss(logits: Tensor,  # [..., K] predicted logits
     terms = {'ce': soft_cross_entropy(logits, p), 'l1': (predicted_mean(logits, bins) - ref).abs()}
     if reduction == 'mean': terms = {k: _masked_mean(v, mask) for k, v in terms.items()}
     loss = sum(w * terms[k] for k, w in cfg.weights().items())
-    terms['clipped'] = torch.tensor(float(n_out), device=logits.device)
+    terms['clipped'] = n_out.float()
     return loss, terms
 
 # %% ../../nbs/41_targets.losses.ipynb

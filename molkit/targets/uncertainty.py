@@ -49,7 +49,7 @@ def head_disagreement(out: Tensor,  # [..., M, K] expert logits or joint log-pro
 def histogram_nll(logits: Tensor,  # [..., K]
                   y: Tensor,  # [...] labels
                   bins: Bins,
-                 ) -> tuple[Tensor, int]:  # [...] NLL (nats, label units), number of labels clipped
+                 ) -> tuple[Tensor, Tensor]:  # [...] NLL (nats, label units), number of labels clipped (0-dim)
     "Negative log density of each label under the predicted histogram."
     yc, n_out = clip_to_support(y, bins)
     i = bin_index(yc, bins)

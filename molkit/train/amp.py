@@ -50,23 +50,39 @@ class Precision:
         "Backward pass through the (possibly scaled) loss."
         self.scaler.scale(loss).backward()
 
+    def clip(self, optimizer: torch.optim.Optimizer,
+             params: Iterable[nn.Parameter],  # the parameters to clip
+             clip_norm: float | None = None,  # max total gradient norm, None = no clipping
+             clip_value: float | None = None,  # max absolute gradient value, None = no clipping
+             ) -> Tensor:  # total gradient norm before clipping, 0-dim, on the gradients' device
+        "Unscale (fp16) and clip the gradients, without a host–device sync."
+        params = [p for p in params if p.grad is not None]
+        self.scaler.unscale_(optimizer)
+        if clip_value: torch.nn.utils.clip_grad_value_(params, clip_value)
+        if not params: return torch.zeros(())
+        return torch.nn.utils.clip_grad_norm_(params, clip_norm or math.inf)
+
+    def finish(self, optimizer: torch.optim.Optimizer,
+               finite: bool,  # loss and gradient norm of this step are finite (on this rank)
+               norm: float,  # gradient norm, for the skip counter's message
+               ) -> bool:  # stepped
+        "Step the optimiser, or skip the step if any rank saw a non-finite value; update the scaler; zero the gradients."
+        ok = all_ranks_true(finite)
+        if ok: self.scaler.step(optimizer)
+        self.scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        self._count(ok, norm)
+        return ok
+
     def step(self, optimizer: torch.optim.Optimizer,
               params: Iterable[nn.Parameter],  # the parameters to clip
               clip_norm: float | None = None,  # max total gradient norm, None = no clipping
               clip_value: float | None = None,  # max absolute gradient value, None = no clipping
               loss_finite: bool = True,  # whether the loss of this step was finite
               ) -> tuple[bool, float]:  # (stepped, gradient norm before clipping)
-        "Unscale, clip, then step the optimiser, or skip a non-finite step; zero the gradients."
-        params = [p for p in params if p.grad is not None]
-        self.scaler.unscale_(optimizer)
-        if clip_value: torch.nn.utils.clip_grad_value_(params, clip_value)
-        norm = float(torch.nn.utils.clip_grad_norm_(params, clip_norm or math.inf)) if params else 0.0
-        ok = all_ranks_true(bool(loss_finite) and math.isfinite(norm))
-        if ok: self.scaler.step(optimizer)
-        self.scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        self._count(ok, norm)
-        return ok, norm
+        "`clip` then `finish`: unscale, clip, then step the optimiser, or skip a non-finite step; zero the gradients."
+        norm = float(self.clip(optimizer, params, clip_norm, clip_value))
+        return self.finish(optimizer, bool(loss_finite) and math.isfinite(norm), norm), norm
 
     def _count(self, ok: bool, norm: float):
         "Book-keeping of skipped steps; raise after too many in a row."

@@ -13,13 +13,14 @@ from torch import Tensor
 from torch_geometric.data import Data
 from ..keys import FIELDS, Z, POS, CELL, PBC, NATOMS, FIXED, TAGS
 from ..data.atoms import atoms_to_data
+from ..data.neighbors import add_edges
 from ..data.splits import random_split, load_split
 from .config import ConfigError, from_dict
 
 # %% auto 0
 __all__ = ['DATASET_ID', 'DERIVED_LABELS', 'DATASETS', 'STRUCTURE_FIELDS', 'DatasetSpec', 'DataConfig', 'label_of',
            'head_dataset', 'temperature_probs', 'expansion_counts', 'AtomsDataset', 'load_dataset', 'Subset',
-           'spec_splits', 'TaskDataset', 'build_splits']
+           'EdgeDataset', 'spec_splits', 'TaskDataset', 'build_splits']
 
 # %% ../../nbs/66b_train.data.ipynb
 DATASET_ID = 'dataset'  # graph-level int64 [1]: index of the graph's dataset in `data.datasets`
@@ -58,6 +59,7 @@ class DataConfig:
     num_workers: int = 0  # DataLoader workers (kept alive across epochs)
     prefetch_factor: int = 2  # batches each worker prepares ahead (num_workers > 0)
     pin_memory: bool = True  # CUDA: page-locked batches, copied to the GPU without blocking (ignored on CPU)
+    edges: str = 'model'  # training graphs: 'model' (radius graph in the forward, on its device) or 'loader' (per structure in the DataLoader, on the CPU)
     normalize: bool = True  # standardise targets with training mean/std
     stats_samples: int | None = 20000  # training structures (seeded sample) used to fit the normalisers; None = all
 
@@ -67,6 +69,7 @@ class DataConfig:
             if getattr(self, k) < 1: raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
         if self.num_workers < 0: raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         if self.prefetch_factor < 1: raise ValueError(f"prefetch_factor must be >= 1, got {self.prefetch_factor}")
+        if self.edges not in ('model', 'loader'): raise ValueError(f"edges must be 'model' or 'loader', got {self.edges!r}")
         if self.stats_samples is not None and self.stats_samples < 1: raise ValueError(f"stats_samples must be >= 1 or null, got {self.stats_samples}")
         if not self.temperature > 0: raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.limit is not None and self.limit < 1: raise ValueError(f"limit must be >= 1, got {self.limit}")
@@ -159,6 +162,16 @@ class Subset(torch.utils.data.Dataset):
         self.natoms = [int(nat[i]) if nat is not None else int(ds[i].num_nodes) for i in self.indices]
     def __len__(self) -> int: return len(self.indices)
     def __getitem__(self, i: int) -> Data: return self.ds[self.indices[i]]
+
+class EdgeDataset(torch.utils.data.Dataset):
+    "A dataset whose structures carry their radius graph (`edge_index`, `shifts`), built when a structure is loaded."
+    def __init__(self, ds: Sequence[Data],  # structures following `molkit.keys`
+                 cutoff: float,  # Å
+                 max_num_neighbors: int | None = None):  # keep the nearest k per centre
+        self.ds, self.cutoff, self.max_num_neighbors = ds, cutoff, max_num_neighbors
+        self.natoms = getattr(ds, 'natoms', None)
+    def __len__(self) -> int: return len(self.ds)
+    def __getitem__(self, i: int) -> Data: return add_edges(self.ds[i], self.cutoff, self.max_num_neighbors)
 
 def spec_splits(spec: DatasetSpec) -> dict[str, Subset]:
     "train/val/test subsets of one dataset spec."

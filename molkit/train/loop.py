@@ -28,7 +28,7 @@ from .sampling import BalancedBatchSampler
 from ..distributed import barrier, dist_info, setup_distributed
 from .schedules import LRSchedule
 from .schedules import build_optimizer
-from .data import Subset, TaskDataset, build_splits
+from .data import EdgeDataset, Subset, TaskDataset, build_splits
 from .model import build_model, init_from_checkpoint, param_blocks
 from .norms import TargetNorm, fit_normalizers, training_elements
 from .setup import ExperimentConfig, load_config
@@ -101,7 +101,7 @@ class Run:
         d = cfg.data
         self.sampler = BalancedBatchSampler(splits['train'].natoms, d.batch_size, seed=cfg.seed, balance=d.balance)
         self.pinned = d.pin_memory and device.type == 'cuda'
-        self.loader = _loader(splits['train'], batch_sampler=self.sampler, num_workers=d.num_workers, pin_memory=self.pinned,
+        self.loader = _loader(self.train_data(splits['train']), batch_sampler=self.sampler, num_workers=d.num_workers, pin_memory=self.pinned,
                               prefetch_factor=d.prefetch_factor)  # one loader: its workers live across epochs
         if cfg.schedule.total_steps <= 1: cfg.schedule.total_steps = self.total_steps()  # unset (ScheduleCfg default 1): the run length
         self.schedule = LRSchedule(cfg.schedule)
@@ -112,6 +112,15 @@ class Run:
         self.stopped: str | None = None  # why training stopped before its budget, if it did
         self.last_checkpoint: Path | None = None  # last periodic checkpoint written by this process
         self.schedule.apply(self.optimizer, 0)
+
+    def train_data(self, ds: Subset) -> Subset | EdgeDataset:
+        "The training structures; with `data.edges: loader`, each carries its radius graph, built in the DataLoader."
+        if self.cfg.data.edges == 'model': return ds
+        bb = self.model.backbone
+        if not bb.reads_edges:
+            raise ConfigError(f"data.edges: 'loader' needs a backbone that reads stored edges (SchNet, PaiNN); "
+                              f"{type(bb).__name__} builds its own graphs: use data.edges: model")
+        return EdgeDataset(ds, bb.cfg.cutoff, bb.cfg.max_num_neighbors)
 
     def ema_weights(self):
         "Context in which the model carries its EMA weights (no-op without EMA)."
@@ -168,7 +177,7 @@ class Run:
     def _step(self, batches: list[Batch]) -> dict:
         "Forward/backward over the micro-batches, then one (possibly skipped) optimiser step."
         self.ddp.train()
-        specs, names, finite, terms, t0 = self.cfg.loss, self.cfg.targets, True, {}, time.perf_counter()
+        specs, names, logged, extra, t0 = self.cfg.loss, self.cfg.targets, [], {}, time.perf_counter()
         for i, batch in enumerate(batches):
             batch = batch.to(self.device, non_blocking=self.pinned)
             sync = self.ddp.no_sync() if self.world > 1 and i < len(batches) - 1 else nullcontext()
@@ -177,12 +186,15 @@ class Run:
                 log_gn = i == 0 and self.logs_grad_norms()
                 targets, valid = normalized_targets(batch, self.norms, names, self.levels), task_masks(batch, names, self.datasets)
                 with self.prec.fp32(): loss, parts = total_loss(specs, preds, targets, batch, self.model.heads, not log_gn, valid, self.step)
-                if log_gn: terms.update(self.term_gradient_norms(parts)); parts = {k: v.detach() for k, v in parts.items()}
+                if log_gn: extra.update(self.term_gradient_norms(parts)); parts = {k: v.detach() for k, v in parts.items()}
                 self.prec.backward(loss / len(batches))
-            finite &= bool(torch.isfinite(loss))
-            for k, v in {'loss': loss.detach(), **parts}.items(): terms[k] = terms.get(k, 0.0) + float(v) / len(batches)
+            logged.append(torch.stack([loss.detach(), *parts.values()]))
         o = self.cfg.optim
-        ok, gnorm = self.prec.step(self.optimizer, self.model.parameters(), o.clip_grad_norm, o.clip_grad_value, finite)
+        gnorm = self.prec.clip(self.optimizer, self.model.parameters(), o.clip_grad_norm, o.clip_grad_value)
+        stats = torch.stack(logged).mean(0)  # mean over micro-batches: non-finite if any micro-batch's loss was
+        *vals, gnorm = torch.cat([stats, gnorm.reshape(1).to(stats)]).tolist()  # the step's one device-to-host copy
+        terms = {**dict(zip(['loss', *parts], vals)), **extra}
+        ok = self.prec.finish(self.optimizer, math.isfinite(terms['loss']) and math.isfinite(gnorm), gnorm)
         if ok and self.ema is not None: self.ema.update(self.model)
         self.step += 1
         lr = self.schedule.apply(self.optimizer, self.step)[0]

@@ -57,19 +57,18 @@ def register_loss(name: str, fn: LossFn) -> LossFn:
 # %% ../../nbs/63_train.losses.ipynb
 def _mean(err: Tensor, mask: Tensor, item_graph: Tensor, n_graphs: int) -> tuple[Tensor, Tensor]:
     "Every counted item weighs the same (atom-wise for atom-level targets)."
-    return err[mask].sum(), mask.sum().to(err.dtype)
+    return torch.where(mask, err, 0.0).sum(), mask.sum().to(err.dtype)
 
 def _sum(err: Tensor, mask: Tensor, item_graph: Tensor, n_graphs: int) -> tuple[Tensor, Tensor]:
     "Plain sum of the counted items."
-    return err[mask].sum(), err.new_ones(())
+    return torch.where(mask, err, 0.0).sum(), err.new_ones(())
 
 def _structurewise(err: Tensor, mask: Tensor, item_graph: Tensor, n_graphs: int) -> tuple[Tensor, Tensor]:
     "Mean over each structure's counted items, then mean over structures that have any."
-    w = mask.to(err.dtype)
-    s = err.new_zeros(n_graphs).index_add_(0, item_graph, err * w)
-    c = err.new_zeros(n_graphs).index_add_(0, item_graph, w)
+    s = err.new_zeros(n_graphs).index_add_(0, item_graph, torch.where(mask, err, 0.0))
+    c = err.new_zeros(n_graphs).index_add_(0, item_graph, mask.to(err.dtype))
     has = c > 0
-    return (s[has] / c[has]).sum(), has.sum().to(err.dtype)
+    return torch.where(has, s / c.clamp_min(1), 0.0).sum(), has.sum().to(err.dtype)
 
 REDUCTIONS = {'mean': _mean, 'atomwise': _mean, 'sum': _sum, 'structurewise': _structurewise}
 
@@ -155,9 +154,9 @@ class LossSpec:
         "Local `(mean · count, count)` of a soft-target loss from the head's `.loss`, and its CE / L1 terms."
         if self.reduction not in ('mean', 'atomwise'): raise ValueError(f"soft-target loss {self.fn!r}: reduction must be 'mean', got {self.reduction!r}")
         _, rows = self._rows(y, batch, head.level, valid)
-        mask = None if bool(rows.all()) else rows.reshape(-1, *([1] * (y.dim() - 1))).expand_as(y)
+        mask = rows.reshape(-1, *([1] * (y.dim() - 1))).expand_as(y)  # always a mask: no host sync to ask whether all count
         loss, terms = head.loss(out, y, self.soft_config_at(step), mask)
-        n = torch.tensor(float(y.numel() if mask is None else mask.sum()), device=loss.device)
+        n = mask.sum().to(loss.dtype)
         return loss.float() * n, n, {k: terms[k].float() for k in ('ce', 'l1')}  # attached: `total_loss` detaches
 
 # %% ../../nbs/63_train.losses.ipynb
