@@ -8,7 +8,7 @@ package whose build downloads the Quarto binary from GitHub, and neither Debian 
 renders with nbconvert instead and needs no network at build or view time:
 
 - API pages: every `nbs/*.ipynb` as literate source (prose, code, tests), not executed;
-- tutorials: `nbs/tutorials/*.ipynb` executed (cells flagged `#| slow` left out); plotly outputs become figures drawn
+- tutorials: `nbs/tutorials/*.ipynb` executed (cells flagged `#| slow`, `#| cuda` or `#| eval: false` left out); plotly outputs become figures drawn
   by one local copy of plotly.js, and ipywidgets explorers are replaced by the figures they showed (read from the
   saved widget state), so the static page shows what the notebook showed;
 - widgets/: each explorer of `molkit.viz` on the synthetic `toy_result`, exported with `export_html`.
@@ -30,8 +30,9 @@ th,td{border:1px solid #ccc;padding:.2em .5em}.jp-InputPrompt,.jp-OutputPrompt{d
 
 
 def _cell_flags(src: str) -> set[str]:
-    "nbdev flags of a cell ('#| slow', '#| hide', ...)."
-    return {m.group(1) for m in re.finditer(r'^#\|\s*(\w+)', src, re.M)}
+    "nbdev flags of a cell ('#| slow', '#| hide', ...); '#| eval: false' is the flag 'no_eval'."
+    flags = {m.group(1) for m in re.finditer(r'^#\|\s*(\w+)', src, re.M)}
+    return flags | ({'no_eval'} if re.search(r'^#\|\s*eval:\s*false\b', src, re.M) else set())
 
 
 def _widget_outputs(state: dict, model_id: str, seen=None) -> list[dict]:
@@ -79,7 +80,7 @@ def staticize(nb) -> int:
 def execute(nb, path: Path, timeout: int = 600):
     "Run a tutorial without its slow cells, in its own folder, keeping the widget state."
     from nbclient import NotebookClient
-    nb.cells = [c for c in nb.cells if not (c.cell_type == 'code' and _cell_flags(c.source) & {'slow', 'cuda'})]
+    nb.cells = [c for c in nb.cells if not (c.cell_type == 'code' and _cell_flags(c.source) & {'slow', 'cuda', 'no_eval'})]
     env_keep = os.environ.get('PYTHONPATH', '')
     os.environ['PYTHONPATH'] = os.pathsep.join(filter(None, [str(ROOT), env_keep]))
     NotebookClient(nb, timeout=timeout, kernel_name='python3', store_widget_state=True,

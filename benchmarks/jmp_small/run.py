@@ -5,6 +5,9 @@ train` / `molkit finetune` call in a fresh process; finished runs are skipped, s
 
     OMP_NUM_THREADS=1 python benchmarks/jmp_small/make_data.py /tmp/jmp_small
     OMP_NUM_THREADS=1 python benchmarks/jmp_small/run.py --out runs/jmp_small
+    OMP_NUM_THREADS=1 python benchmarks/jmp_small/run.py --backbone gemnet_oc --out runs/jmp_small_gemnet --pretrains T2 --seeds 0
+
+`--backbone gemnet_oc` swaps SchNet for a small GemNet-OC (`GEMNET` below) in every run, pre-training and fine-tuning.
 
 Writes OUT/results.json and OUT/results.md (test metrics at each run's best validation checkpoint).
 """
@@ -20,6 +23,9 @@ PRETRAIN = {  # name -> overrides of pretrain.yaml
     'T2_atomwise': ['loss.1.reduction=atomwise', 'loss.4.reduction=atomwise'],
 }  # T2 first: its fine-tunes are the main comparison
 TASKS = {'au': ['energy_mae', 'forces_mae'], 'gap': ['gap_mae'], 'ethanol': ['energy_mae', 'forces_mae']}
+GEMNET = ['model.backbone=gemnet_oc', 'model.preset=tiny',  # the tiny preset, wider, with OC20's neighbour limit
+          'model.backbone_cfg={hidden_dim: 64, emb_size_edge: 64, max_num_neighbors: 30, fit_scales: true}']
+BACKBONES = {'schnet': [], 'gemnet_oc': GEMNET}  # overrides of every config
 PRIMARY = {'au': 'forces_mae', 'gap': 'gap_mae', 'ethanol': 'forces_mae'}
 
 def molkit(*args: str, log: Path) -> None:
@@ -48,6 +54,8 @@ def main():
     ap.add_argument('--pretrain-steps', type=int, default=2000); ap.add_argument('--ft-steps', type=int, default=500)
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1], help='fine-tuning seeds of T2 and scratch (ablations: the first)')
     ap.add_argument('--pretrains', nargs='+', default=list(PRETRAIN), choices=list(PRETRAIN))
+    ap.add_argument('--backbone', default='schnet', choices=list(BACKBONES))
+    ap.add_argument('--set', dest='extra', action='append', default=[], help='a further override of every run, e.g. data.batch_size=8')
     a = ap.parse_args()
     t0, rows = time.time(), []
     starts = [('scratch', None)] + [(n, a.out / f'pretrain_{n}' / 'best.pt') for n in a.pretrains]
@@ -65,14 +73,14 @@ def pretrain(name: str, a) -> None:
     "Pre-train one variant (resuming an interrupted run)."
     run = a.out / f'pretrain_{name}'
     if done(run, a.pretrain_steps): return
-    sets = [f'run_dir={run}', f'train.max_steps={a.pretrain_steps}', 'train.progress=false', *PRETRAIN[name]]
+    sets = [f'run_dir={run}', f'train.max_steps={a.pretrain_steps}', 'train.progress=false', *BACKBONES[a.backbone], *a.extra, *PRETRAIN[name]]
     resume = ['--resume'] if (run / 'checkpoints').exists() else []
     molkit('train', str(HERE / 'pretrain.yaml'), *resume, *[x for s in sets for x in ('--set', s)], log=run.with_suffix('.log'))
 
 def finetune(task: str, start: str, ckpt: Path | None, seed: int, a) -> dict[str, float]:
     "Fine-tune from `ckpt` (None: train from scratch) on one task; its test metrics."
     run = a.out / f'{start}_{task}_s{seed}'
-    sets = [f'run_dir={run}', f'train.max_steps={a.ft_steps}', 'train.progress=false', f'seed={seed}']
+    sets = [f'run_dir={run}', f'train.max_steps={a.ft_steps}', 'train.progress=false', f'seed={seed}', *BACKBONES[a.backbone], *a.extra]
     if not done(run, a.ft_steps):
         if run.exists(): shutil.rmtree(run)  # an interrupted fine-tune starts again
         cmd = ['train', str(HERE / f'ft_{task}.yaml')] if ckpt is None else ['finetune', str(ckpt), str(HERE / f'ft_{task}.yaml')]
