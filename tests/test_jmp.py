@@ -205,7 +205,9 @@ def test_preset_passes_the_config_checks(path):
         want = {'jmp_s': [0.3, 0.30, 0.40, 0.55, 0.625], 'jmp_l': [0.3, 0.55, 0.40, 0.30, 0.40, 0.55, 0.625]}[cfg.model.preset]
         assert cfg.optim.layer_lr == want and [b.scale for b in blocks] == want
         s, t = cfg.schedule, cfg.train
-        assert (s.warmup_steps, s.total_steps) == (5 * t.eval_every, 32 * t.eval_every) and s.plateau and s.scale_min_factor
+        assert (s.warmup_epochs, s.total_epochs, t.eval_every_epochs) == (5, 32, 1) and s.plateau and s.scale_min_factor
+        heads = [h for h in cfg.model.heads.values() if h.type in ('energy', 'scalar')]  # JMP's 5-layer heads
+        assert heads and all((h.num_layers, h.hidden_dim, h.out_bias) == (5, 256, False) for h in heads)
         assert t.early_stopping_patience in (50, 1000) and t.min_lr > 0 and cfg.seed == 42 and not cfg.model.backbone_cfg['direct_forces']
 
 @pytest.mark.slow
@@ -249,7 +251,8 @@ def test_presets_run_pretrain_then_finetune(emt, toy, tmp_path):
             f'data.dataset={toy}', 'data.split_file=null', 'data.split={train: 16, val: 8}', 'model.preset=tiny',
             *[f'model.backbone_cfg.{k}={v}' for k, v in small.items()], 'optim.layer_lr=[0.3, 0.55, 0.625]',
             f'init={{checkpoint: {pre.checkpoint}}}', 'train.max_epochs=null', 'train.max_steps=6', 'train.eval_every=2',
-            'train.checkpoint_every=2', 'schedule.warmup_steps=2', 'schedule.total_steps=4', 'train.progress=false',
+            'train.checkpoint_every_epochs=0', 'train.checkpoint_every=2', 'train.eval_every_epochs=0',
+            'schedule.warmup_epochs=null', 'schedule.total_epochs=null', 'schedule.warmup_steps=2', 'schedule.total_steps=4', 'train.progress=false',
             'train.device=cpu', f'run_dir={tmp_path / "ft"}'])
     assert any('options other than the checkpoint' in str(x.message) for x in w)
     rows = [yaml.safe_load(l) for l in (tmp_path / 'ft' / 'evals.jsonl').read_text().splitlines()]

@@ -135,3 +135,16 @@ def test_one_host_read_per_training_step(toy_lmdb, tmp_path, loss):
         with _HostReads() as reads: out = run.train_step(batches)
         assert reads.n == 1, reads.n
     assert math.isfinite(out['loss']) and out['grad_norm'] > 0 and not out['skipped']
+
+def test_schedule_and_cadence_in_epochs(toy_lmdb, tmp_path):
+    "`schedule.warmup_epochs`/`total_epochs` and `train.eval_every_epochs`/`checkpoint_every_epochs` count epochs (JMP)."
+    import json, yaml
+    cfg = toy_config(tmp_path / 'run', toy_lmdb, max_steps=None, max_epochs=3, eval_every_epochs=1, checkpoint_every_epochs=1)
+    cfg['schedule'] = {'warmup_epochs': 1, 'total_epochs': 2, 'start_factor': 0.1, 'min_factor': 0.1}
+    res = train(cfg)  # 48 structures / 4 per batch: 12 steps per epoch
+    assert [json.loads(l)['step'] for l in (Path(res.run_dir) / 'evals.jsonl').read_text().splitlines()] == [12, 24, 36]
+    saved = yaml.safe_load((Path(res.run_dir) / 'config.yaml').read_text())
+    assert (saved['schedule']['warmup_steps'], saved['schedule']['total_steps']) == (12, 24)
+    lr = {json.loads(l)['step']: json.loads(l)['lr'] for l in (Path(res.run_dir) / 'steps.jsonl').read_text().splitlines()}
+    assert lr[12] == pytest.approx(2e-3) and lr[24] == pytest.approx(2e-4) and lr[36] == pytest.approx(2e-4)
+    assert sorted(p.name for p in (Path(res.run_dir) / 'checkpoints').iterdir())[-1] == 'step_00000036.pt'

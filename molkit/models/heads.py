@@ -27,9 +27,14 @@ class ScalarHead(Head):
                  act: str = 'ssp',  # activation, key of `molkit.nn.layers.ACTIVATIONS`
                  feature: str = 'node',  # key of the backbone features to read, [n_atoms, F]
                  scale: float = 1.0,  # per-atom output is `mlp(h) * scale + shift` (target standardisation)
-                 shift: float = 0.0):
+                 shift: float = 0.0,
+                 num_layers: int = 2,  # linear layers of the MLP (JMP's heads: 5)
+                 out_bias: bool = True):  # bias of the last layer (JMP's heads: none)
         super().__init__()
-        self.mlp = mlp([in_dim, hidden_dim or max(in_dim // 2, 1), out_dim], act=act)
+        if num_layers < 1: raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        h = hidden_dim or max(in_dim // 2, 1)
+        self.mlp = nn.Sequential(*mlp([in_dim, *[h] * (num_layers - 1)], act=act, last_act=True) if num_layers > 1 else [],
+                                 *mlp([h if num_layers > 1 else in_dim, out_dim], bias=out_bias))
         self.out_dim, self.reduce, self.feature, self.scale, self.shift = out_dim, reduce, feature, scale, shift
 
     def forward(self, feats: dict[str, Tensor], data: Data | Batch) -> Tensor:  # [n_graphs] or [n_graphs, out_dim]

@@ -103,6 +103,7 @@ class Run:
         self.pinned = d.pin_memory and device.type == 'cuda'
         self.loader = _loader(self.train_data(splits['train']), batch_sampler=self.sampler, num_workers=d.num_workers, pin_memory=self.pinned,
                               prefetch_factor=d.prefetch_factor)  # one loader: its workers live across epochs
+        self.epoch_units()  # schedule and cadences given in epochs -> steps
         if cfg.schedule.total_steps <= 1: cfg.schedule.total_steps = self.total_steps()  # unset (ScheduleCfg default 1): the run length
         self.schedule = LRSchedule(cfg.schedule)
         self.step = self.epoch = self.batch_in_epoch = 0
@@ -210,13 +211,24 @@ class Run:
             if len(group) == k: yield group; group = []
         if group: yield group
 
+    def steps_per_epoch(self) -> int:
+        "Optimiser steps in one training epoch (the same every epoch)."
+        self.sampler.set_epoch(0)
+        return math.ceil(len(self.sampler) / self.cfg.optim.grad_accum)
+
+    def epoch_units(self):
+        "Convert `schedule.warmup_epochs`/`total_epochs` and `train.*_every_epochs` to optimiser steps, in the config."
+        c, n = self.cfg, self.steps_per_epoch()
+        c.schedule = c.schedule.in_steps(n)
+        if c.train.eval_every_epochs: c.train.eval_every = c.train.eval_every_epochs * n
+        if c.train.checkpoint_every_epochs: c.train.checkpoint_every = c.train.checkpoint_every_epochs * n
+
     def total_steps(self) -> int:
         "Steps of the whole run (max_steps, else max_epochs × steps per epoch)."
         t = self.cfg.train
         if t.max_steps is not None: return t.max_steps
         if t.max_epochs is None: raise ValueError("train: set max_steps or max_epochs")
-        self.sampler.set_epoch(0)
-        return t.max_epochs * math.ceil(len(self.sampler) / self.cfg.optim.grad_accum)
+        return t.max_epochs * self.steps_per_epoch()
 
     def save(self, best: bool = False) -> Path:
         "Checkpoint on rank 0: `best.pt` if `best`, else `checkpoints/step_*.pt` (pruned)."

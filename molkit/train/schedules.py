@@ -6,6 +6,7 @@
 from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 import torch
@@ -65,6 +66,19 @@ class ScheduleCfg:
     plateau_patience: int = 3  # observations without improvement tolerated
     plateau_threshold: float = 1e-4  # relative improvement that counts (torch's 'rel' mode)
     plateau_mode: Literal['min', 'max'] = 'min'  # minimise (errors) or maximise (fractions) the metric
+    warmup_epochs: float | None = None  # warmup in training epochs instead of steps (the training loop converts it)
+    total_epochs: float | None = None  # end of the cosine in training epochs instead of steps
+
+    def __post_init__(self):
+        for k in ('warmup_epochs', 'total_epochs'):
+            v = getattr(self, k)
+            if v is not None and v < 0: raise ValueError(f"schedule.{k} must be >= 0, got {v}")
+
+    def in_steps(self, steps_per_epoch: int) -> ScheduleCfg:
+        "This schedule with `warmup_epochs` / `total_epochs` converted to optimiser steps (JMP counts epochs)."
+        kw = {k: max(round(v * steps_per_epoch), 1 if k == 'total_steps' else 0)
+              for k, v in (('warmup_steps', self.warmup_epochs), ('total_steps', self.total_epochs)) if v is not None}
+        return dataclasses.replace(self, **kw, warmup_epochs=None, total_epochs=None) if kw else self
 
 def jmp_finetune_schedule(steps_per_epoch: int,  # optimizer steps per training epoch
                           warmup_epochs: int = 5, cosine_epochs: int = 32, patience: int = 3) -> ScheduleCfg:

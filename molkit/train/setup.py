@@ -33,6 +33,8 @@ class TrainConfig:
     log_every: int = 10  # steps between step-log lines
     log_grad_norms_every: int = 0  # steps between logs of each loss term's gradient norm (0: off; one extra backward per term)
     checkpoint_every: int = 100  # steps between checkpoints (0: only at the end)
+    eval_every_epochs: int = 0  # > 0: validate every this many epochs instead of `eval_every` steps (JMP: 1)
+    checkpoint_every_epochs: int = 0  # > 0: checkpoint every this many epochs instead of `checkpoint_every` steps
     keep_checkpoints: int = 3  # newest checkpoints kept (0 = all)
     eval_at_start: bool = False  # also validate before the first step
     eval_free_atoms_only: bool = True  # atom-level validation metrics over atoms not held fixed (OC convention)
@@ -48,7 +50,7 @@ class TrainConfig:
         for k in ('max_steps', 'max_epochs'):
             v = getattr(self, k)
             if v is not None and v < 1: raise ValueError(f"{k} must be >= 1, got {v}")
-        for k in ('eval_every', 'log_every', 'checkpoint_every', 'keep_checkpoints', 'log_grad_norms_every'):
+        for k in ('eval_every', 'log_every', 'checkpoint_every', 'keep_checkpoints', 'log_grad_norms_every', 'eval_every_epochs', 'checkpoint_every_epochs'):
             if getattr(self, k) < 0: raise ValueError(f"{k} must be >= 0, got {getattr(self, k)}")
         if self.log_every == 0: raise ValueError("log_every must be >= 1")
         if self.early_stopping_patience < 0 or self.min_lr < 0: raise ValueError("early_stopping_patience and min_lr must be >= 0")
