@@ -5,7 +5,8 @@ train` / `molkit finetune` call in a fresh process; finished runs are skipped, s
 
     OMP_NUM_THREADS=1 python benchmarks/jmp_small/make_data.py /tmp/jmp_small
     OMP_NUM_THREADS=1 python benchmarks/jmp_small/run.py --out runs/jmp_small
-    OMP_NUM_THREADS=1 python benchmarks/jmp_small/run.py --backbone gemnet_oc --out runs/jmp_small_gemnet --pretrains T2 --seeds 0
+    OMP_NUM_THREADS=1 python benchmarks/jmp_small/run.py --backbone gemnet_oc --out runs/jmp_small_gemnet --pretrains T2 \
+        --seeds 0 --pretrain-steps 1500 --ft-steps 400 --set data.batch_size=8
 
 `--backbone gemnet_oc` swaps SchNet for a small GemNet-OC (`GEMNET` below) in every run, pre-training and fine-tuning.
 
@@ -23,8 +24,8 @@ PRETRAIN = {  # name -> overrides of pretrain.yaml
     'T2_atomwise': ['loss.1.reduction=atomwise', 'loss.4.reduction=atomwise'],
 }  # T2 first: its fine-tunes are the main comparison
 TASKS = {'au': ['energy_mae', 'forces_mae'], 'gap': ['gap_mae'], 'ethanol': ['energy_mae', 'forces_mae']}
-GEMNET = ['model.backbone=gemnet_oc', 'model.preset=tiny',  # the tiny preset, wider, with OC20's neighbour limit
-          'model.backbone_cfg={hidden_dim: 64, emb_size_edge: 64, max_num_neighbors: 30, fit_scales: true}']
+GEMNET = ['model.backbone=gemnet_oc', 'model.preset=tiny',  # the tiny preset (quadruplets included), 32 wide, 20 neighbours
+          'model.backbone_cfg={hidden_dim: 32, emb_size_edge: 32, max_num_neighbors: 20, fit_scales: true}']
 BACKBONES = {'schnet': [], 'gemnet_oc': GEMNET}  # overrides of every config
 PRIMARY = {'au': 'forces_mae', 'gap': 'gap_mae', 'ethanol': 'forces_mae'}
 
