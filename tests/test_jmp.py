@@ -207,7 +207,7 @@ def test_preset_passes_the_config_checks(path):
         s, t = cfg.schedule, cfg.train
         assert (s.warmup_epochs, s.total_epochs, t.eval_every_epochs) == (5, 32, 1) and s.plateau and s.scale_min_factor
         heads = [h for h in cfg.model.heads.values() if h.type in ('energy', 'scalar')]  # JMP's 5-layer heads
-        assert heads and all((h.num_layers, h.hidden_dim, h.out_bias) == (5, 256, False) for h in heads)
+        assert heads and all((h.num_layers, h.hidden_dim, h.out_bias, h.act) == (5, 256, False, 'scaled_silu') for h in heads)
         assert t.early_stopping_patience in (50, 1000) and t.min_lr > 0 and cfg.seed == 42 and not cfg.model.backbone_cfg['direct_forces']
 
 @pytest.mark.slow

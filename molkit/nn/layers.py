@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 # %% auto 0
-__all__ = ['ACTIVATIONS', 'ShiftedSoftplus', 'mlp', 'scatter_sum', 'scatter_reduce', 'undirected_pairs']
+__all__ = ['ACTIVATIONS', 'ShiftedSoftplus', 'ScaledSiLU', 'mlp', 'scatter_sum', 'scatter_reduce', 'undirected_pairs']
 
 # %% ../../nbs/21_nn.layers.ipynb
 class ShiftedSoftplus(nn.Module):
@@ -23,7 +23,12 @@ class ShiftedSoftplus(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.softplus(x) - self.shift
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {'ssp': ShiftedSoftplus, 'silu': nn.SiLU, 'relu': nn.ReLU, 'tanh': nn.Tanh}
+class ScaledSiLU(nn.Module):
+    "`SiLU(x) / 0.6`, near unit variance (GemNet-OC, JMP's heads)."
+    def forward(self, x: Tensor) -> Tensor: return F.silu(x) * (1 / 0.6)
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {'ssp': ShiftedSoftplus, 'silu': nn.SiLU, 'scaled_silu': ScaledSiLU,
+                                           'relu': nn.ReLU, 'tanh': nn.Tanh}
 
 # %% ../../nbs/21_nn.layers.ipynb
 def mlp(dims: list[int],  # layer widths, input first: [in, hidden, ..., out]

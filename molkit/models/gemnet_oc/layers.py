@@ -8,16 +8,13 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from ...nn.layers import ScaledSiLU  # SiLU(x) / 0.6
 
 # %% auto 0
-__all__ = ['ScaledSiLU', 'he_orthogonal_init', 'Dense', 'ResidualLayer', 'dense_mlp', 'StopFitting', 'FitStats', 'ScaleFactor',
-           'pad_rows', 'BasisEmbedding', 'EfficientInteractionBilinear']
+__all__ = ['he_orthogonal_init', 'Dense', 'ResidualLayer', 'dense_mlp', 'StopFitting', 'FitStats', 'ScaleFactor', 'pad_rows',
+           'BasisEmbedding', 'EfficientInteractionBilinear']
 
 # %% ../../../nbs/35b_models.gemnet_oc.layers.ipynb
-class ScaledSiLU(nn.Module):
-    "`SiLU(x) / 0.6`."
-    def forward(self, x: Tensor) -> Tensor: return F.silu(x) * (1 / 0.6)
-
 def he_orthogonal_init(w: Tensor,  # [out, in] or [R, S, K] weight
                        ) -> Tensor:
     "Orthogonal init, standardised over the input axes (ε = 1e-6), times 1/√fan_in (in place)."

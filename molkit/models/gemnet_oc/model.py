@@ -13,7 +13,8 @@ from ...nn.layers import ACTIVATIONS, scatter_sum
 from ..base import Backbone, Head, batch_vector, register_backbone
 from ..heads import HEADS
 from .graphs import GRAPHS, build_graphs, goc_max_neighbors, triplets, mixed_triplets, quadruplets
-from .layers import ScaledSiLU, dense_mlp
+from ...nn.layers import ScaledSiLU
+from .layers import dense_mlp
 from .bases import GemNetOCConfig, Bases
 from .interactions import InteractionBlock, OutputBlock
 from .scaling import fit_scale_factors, load_scale_factors, unfitted_scale_factors
