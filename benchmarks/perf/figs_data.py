@@ -30,33 +30,38 @@ def _molecule_lmdb(n: int, root: Path) -> tuple[str, list[int]]:
 
 
 def loader_wait(b: Budget, device: str = 'cpu', batch_size: int = 32) -> dict:
-    "Fraction of SchNet step time spent waiting for the next batch (molkit LMDB -> DataLoader), 0 vs N workers, interleaved."
+    """Fraction of SchNet step time spent waiting for the next batch (molkit LMDB -> DataLoader), interleaved: 0 and N
+    workers with the radius graph built in the model, and N workers building it in the loader (`data.edges: loader`)."""
     from molkit.data.lmdb import LMDBDataset
+    from molkit.train.data import EdgeDataset
     from molkit.train.inference import _loader
     from molkit.train.sampling import BalancedBatchSampler
     bs = batch_size if b.schnet_preset != 'tiny' else 4
     n_batches = b.loader_steps + b.warmup + 1
-    out = {'batch_size': bs, 'device': device, 'workers': [0, b.workers]}
+    variants = {'0': (0, False), str(b.workers): (b.workers, False), f'{b.workers}+edges': (b.workers, True)}
+    out = {'batch_size': bs, 'device': device, 'workers': list(variants)}
     with tempfile.TemporaryDirectory() as tmp:
         path, natoms = _molecule_lmdb(bs * n_batches, Path(tmp))
         ds = LMDBDataset(path)
         its, steps, waits, totals = {}, {}, {}, {}
-        for w in (0, b.workers):
-            loader = _loader(ds, batch_sampler=BalancedBatchSampler(natoms, bs, seed=0), num_workers=w)
-            its[w], waits[w], totals[w] = iter(loader), [], []
-            steps[w] = train_step(build('schnet', b.schnet_preset).to(device), device=device)
+        for v, (w, edges) in variants.items():
+            model = build('schnet', b.schnet_preset).to(device)
+            c = model.backbone.cfg
+            src = EdgeDataset(ds, c.cutoff, c.max_num_neighbors) if edges else ds
+            its[v] = iter(_loader(src, batch_sampler=BalancedBatchSampler(natoms, bs, seed=0), num_workers=w))
+            waits[v], totals[v], steps[v] = [], [], train_step(model, device=device)
 
-        def run(w):
+        def run(v):
             def f(s):
-                t0 = time.perf_counter(); batch = next(its[w]).to(device); t1 = time.perf_counter()
-                steps[w](batch); sync(device); t2 = time.perf_counter()
-                if s >= b.warmup: waits[w].append(t1 - t0); totals[w].append(t2 - t0)
+                t0 = time.perf_counter(); batch = next(its[v]).to(device); t1 = time.perf_counter()
+                steps[v](batch); sync(device); t2 = time.perf_counter()
+                if s >= b.warmup: waits[v].append(t1 - t0); totals[v].append(t2 - t0)
             return f
-        interleaved({w: run(w) for w in (0, b.workers)}, b.loader_steps, b.warmup, device)
-        for w in (0, b.workers):
-            out[f'wait_fraction_w{w}'] = sum(waits[w]) / sum(totals[w])
-            out[f'median_wait_ms_w{w}'] = 1e3 * float(np.median(waits[w]))
-            out[f'median_step_ms_w{w}'] = 1e3 * float(np.median(totals[w]))
+        interleaved({v: run(v) for v in variants}, b.loader_steps, b.warmup, device)
+        for v in variants:
+            out[f'wait_fraction_w{v}'] = sum(waits[v]) / sum(totals[v])
+            out[f'median_wait_ms_w{v}'] = 1e3 * float(np.median(waits[v]))
+            out[f'median_step_ms_w{v}'] = 1e3 * float(np.median(totals[v]))
         del its
     return out
 

@@ -61,7 +61,7 @@ def _sections(f: dict) -> list[str]:
     if 'loader_wait' in f:
         d = f['loader_wait']
         out += [f"### Data: DataLoader wait as a fraction of the SchNet training step (batch {d['batch_size']}, {d['device']})", ''] + _table(
-            ['workers', 'median wait', 'median step (wait included)', 'wait / step time'],
+            ['workers (+edges: radius graphs built in the loader)', 'median wait', 'median step (wait included)', 'wait / step time'],
             [[w, f"{d[f'median_wait_ms_w{w}']:.2f} ms", f"{d[f'median_step_ms_w{w}']:.1f} ms", f"**{100 * d[f'wait_fraction_w{w}']:.1f} %**"] for w in d['workers']]) + ['']
     if 'neighbour_lists' in f:
         rows = []
