@@ -31,7 +31,7 @@ from .schedules import build_optimizer
 from .data import EdgeDataset, Subset, TaskDataset, build_splits
 from .model import build_model, init_from_checkpoint, param_blocks
 from .norms import TargetNorm, fit_normalizers, training_elements
-from .setup import ExperimentConfig, load_config
+from .setup import ExperimentConfig, apply_threads, load_config
 
 # %% auto 0
 __all__ = ['seed_everything', 'append_jsonl', 'truncate_jsonl', 'append_csv', 'compile_blocker', 'Run', 'TrainResult', 'train']
@@ -345,6 +345,7 @@ def train(config: ExperimentConfig | dict | str | Path,  # config object, plain 
     if not cfg.loss: raise ConfigError("loss: training needs at least one loss term")
     owns_pg = int(os.environ.get('WORLD_SIZE', '1')) > 1 and not dist.is_initialized()
     device = setup_distributed(cfg.train.device, cfg.train.dist_timeout_s)
+    if (msg := apply_threads(cfg.train.threads, str(device))) and dist_info()[0] == 0: warnings.warn(msg, stacklevel=2)
     seed_everything(cfg.seed)
     if datasets is not None and cfg.data.multi: raise ValueError("in-memory `datasets` serve one dataset; use data.datasets for several")
     splits = build_splits(cfg.data, task_labels(cfg.model)) if datasets is None else {k: Subset(v, range(len(v))) for k, v in datasets.items()}

@@ -4,9 +4,11 @@
 
 # %% ../../nbs/67a_train.setup.ipynb 3
 from __future__ import annotations
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
+import torch
 from .config import ConfigError, from_dict, load_yaml, override
 from .data import DataConfig, head_dataset
 from .model import InitConfig, ModelConfig
@@ -15,7 +17,7 @@ from .amp import PrecisionConfig
 from .schedules import OptimConfig, ScheduleCfg
 
 # %% auto 0
-__all__ = ['HEAD_LOSSES', 'EMAConfig', 'TrainConfig', 'ExperimentConfig', 'check_experiment', 'load_config']
+__all__ = ['HEAD_LOSSES', 'EMAConfig', 'TrainConfig', 'ExperimentConfig', 'check_experiment', 'load_config', 'apply_threads']
 
 # %% ../../nbs/67a_train.setup.ipynb
 @dataclass
@@ -44,6 +46,7 @@ class TrainConfig:
     min_lr: float = 0.0  # stop once the learning rate falls below this (0: off)
     compile: bool = False  # torch.compile the model (dynamic shapes); warns and trains eagerly where it cannot (gradient forces)
     dist_timeout_s: float | None = None  # under torchrun: seconds a rank waits for the others before failing (None: PyTorch's default)
+    threads: int | None = None  # intra-op CPU threads of this process (None: PyTorch's default; a warning if the machine is busy)
 
     def __post_init__(self):
         if self.max_steps is None and self.max_epochs is None: raise ValueError("set max_steps or max_epochs")
@@ -54,6 +57,7 @@ class TrainConfig:
             if getattr(self, k) < 0: raise ValueError(f"{k} must be >= 0, got {getattr(self, k)}")
         if self.log_every == 0: raise ValueError("log_every must be >= 1")
         if self.early_stopping_patience < 0 or self.min_lr < 0: raise ValueError("early_stopping_patience and min_lr must be >= 0")
+        if self.threads is not None and self.threads < 1: raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.dist_timeout_s is not None and self.dist_timeout_s <= 0: raise ValueError(f"dist_timeout_s must be > 0, got {self.dist_timeout_s}")
 
 @dataclass
@@ -111,3 +115,19 @@ def load_config(cfg: ExperimentConfig | dict | str | Path,  # config object, pla
     if isinstance(cfg, (str, Path)): cfg = load_yaml(ExperimentConfig, cfg)
     elif not isinstance(cfg, ExperimentConfig): cfg = from_dict(ExperimentConfig, cfg)
     return override(cfg, overrides) if overrides else cfg
+
+# %% ../../nbs/67a_train.setup.ipynb
+def apply_threads(threads: int | None,  # `train.threads`; None: keep PyTorch's default
+                  device: str,  # 'cpu', 'cuda', ...: the warning concerns CPU training only
+                  load: float | None = None,  # 1-minute load average; None: `os.getloadavg()`
+                  cores: int | None = None,  # None: `os.cpu_count()`
+                  ) -> str | None:  # a warning to show, or None
+    "Set the intra-op thread count if given; else a warning when the default would oversubscribe a busy CPU."
+    if threads is not None: torch.set_num_threads(threads); return None
+    if not str(device).startswith('cpu'): return None
+    load = os.getloadavg()[0] if load is None and hasattr(os, 'getloadavg') else (load or 0.0)
+    cores, n = cores or os.cpu_count() or 1, torch.get_num_threads()
+    free = max(1, cores - round(load))  # cores the other jobs leave
+    if n <= free: return None
+    return (f"{n} CPU threads on {cores} cores with a load average of {load:.1f}: steps may be many times slower; "
+            f"set train.threads (or OMP_NUM_THREADS) to at most {free}")
