@@ -148,3 +148,13 @@ def test_schedule_and_cadence_in_epochs(toy_lmdb, tmp_path):
     lr = {json.loads(l)['step']: json.loads(l)['lr'] for l in (Path(res.run_dir) / 'steps.jsonl').read_text().splitlines()}
     assert lr[12] == pytest.approx(2e-3) and lr[24] == pytest.approx(2e-4) and lr[36] == pytest.approx(2e-4)
     assert sorted(p.name for p in (Path(res.run_dir) / 'checkpoints').iterdir())[-1] == 'step_00000036.pt'
+
+def test_max_atoms_caps_training_batches(toy_lmdb, tmp_path):
+    "`data.max_atoms` closes batches early: each step's batch stays under the cap (unless one structure exceeds it)."
+    import json
+    cfg = toy_config(tmp_path / 'run', toy_lmdb, max_steps=None, max_epochs=1, eval_every=0, checkpoint_every=0, log_every=1)
+    cfg['data'].update(batch_size=8, max_atoms=20)
+    res = train(cfg)
+    atoms = [json.loads(l)['atoms'] for l in (Path(res.run_dir) / 'steps.jsonl').read_text().splitlines()]
+    natoms = LMDBDataset(toy_lmdb).natoms
+    assert all(a <= 20 or a <= int(natoms.max()) for a in atoms) and res.step == len(atoms) > 48 // 8, atoms

@@ -56,6 +56,7 @@ class DataConfig:
     batch_size: int = 32  # structures per rank per step
     eval_batch_size: int = 64  # structures per rank for evaluation
     balance: bool = True  # atom-balanced batches across ranks
+    max_atoms: int | None = None  # also cap a training batch at about this many atoms per rank (batch_size stays the most structures)
     num_workers: int = 0  # DataLoader workers (kept alive across epochs)
     prefetch_factor: int = 2  # batches each worker prepares ahead (num_workers > 0)
     pin_memory: bool = True  # CUDA: page-locked batches, copied to the GPU without blocking (ignored on CPU)
@@ -68,6 +69,7 @@ class DataConfig:
         for k in ('batch_size', 'eval_batch_size'):
             if getattr(self, k) < 1: raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
         if self.num_workers < 0: raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.max_atoms is not None and self.max_atoms < 1: raise ValueError(f"max_atoms must be >= 1, got {self.max_atoms}")
         if self.prefetch_factor < 1: raise ValueError(f"prefetch_factor must be >= 1, got {self.prefetch_factor}")
         if self.edges not in ('model', 'loader'): raise ValueError(f"edges must be 'model' or 'loader', got {self.edges!r}")
         if self.stats_samples is not None and self.stats_samples < 1: raise ValueError(f"stats_samples must be >= 1 or null, got {self.stats_samples}")

@@ -99,7 +99,7 @@ class Run:
         self.ema = EMA(self.model, cfg.ema.decay, cfg.ema.warmup) if cfg.ema.decay > 0 else None
         self.prec = Precision(cfg.precision.mode, device, cfg.precision.max_consecutive_skips)
         d = cfg.data
-        self.sampler = BalancedBatchSampler(splits['train'].natoms, d.batch_size, seed=cfg.seed, balance=d.balance)
+        self.sampler = BalancedBatchSampler(splits['train'].natoms, d.batch_size, seed=cfg.seed, balance=d.balance, max_atoms=d.max_atoms)
         self.pinned = d.pin_memory and device.type == 'cuda'
         self.loader = _loader(self.train_data(splits['train']), batch_sampler=self.sampler, num_workers=d.num_workers, pin_memory=self.pinned,
                               prefetch_factor=d.prefetch_factor)  # one loader: its workers live across epochs

@@ -44,7 +44,8 @@ class BalancedBatchSampler(Sampler[list[int]]):
                  drop_last: bool = False,  # drop a last global batch smaller than batch_size × world_size
                  balance: bool = True,  # atom-balanced split across ranks (else strided)
                  rank: int | None = None,  # default: from torch.distributed
-                 world_size: int | None = None):  # default: from torch.distributed
+                 world_size: int | None = None,  # default: from torch.distributed
+                 max_atoms: int | None = None):  # also close a batch before it passes about this many atoms per rank
         r, w = dist_info()
         self.natoms = [int(n) for n in natoms]
         self.batch_size, self.shuffle, self.seed, self.drop_last, self.balance = batch_size, shuffle, seed, drop_last, balance
@@ -52,7 +53,8 @@ class BalancedBatchSampler(Sampler[list[int]]):
         if not self.natoms: raise ValueError("BalancedBatchSampler: empty dataset")
         if len(self.natoms) < self.world_size:
             raise ValueError(f"BalancedBatchSampler: {len(self.natoms)} structures for {self.world_size} ranks")
-        self.epoch, self.start_batch = 0, 0
+        if max_atoms is not None and max_atoms < 1: raise ValueError(f"max_atoms must be >= 1, got {max_atoms}")
+        self.max_atoms, self.epoch, self.start_batch = max_atoms, 0, 0
 
     def set_epoch(self, epoch: int, start_batch: int = 0):
         "Select the epoch's permutation and skip its first `start_batch` batches (for resuming)."
@@ -65,8 +67,19 @@ class BalancedBatchSampler(Sampler[list[int]]):
         else: order = list(range(n))
         order = order[:n - n % w] if self.drop_last else order + order[:(-n) % w]
         g = self.batch_size * w
+        if self.max_atoms is not None: return self.capped(order, g)
         chunks = [order[i:i + g] for i in range(0, len(order), g)]
         return [c for c in chunks if len(c) == g] if self.drop_last else chunks
+
+    def capped(self, order: list[int], g: int) -> list[list[int]]:
+        "Global batches of at most `g` structures, closed before they pass `max_atoms` × world size atoms (each keeps at least one structure per rank)."
+        cap, w, out, cur, atoms = self.max_atoms * self.world_size, self.world_size, [], [], 0
+        for i in order:
+            if len(cur) >= w and (len(cur) == g or atoms + self.natoms[i] > cap): out.append(cur); cur, atoms = [], 0
+            cur.append(i); atoms += self.natoms[i]
+        if len(cur) < w and out: out[-1] += cur  # too few for every rank: joins the previous batch
+        elif cur and not (self.drop_last and len(cur) < w): out.append(cur)
+        return out
 
     def split(self, chunk: list[int]) -> list[list[int]]:
         "One global batch split into per-rank batches."
