@@ -33,8 +33,7 @@ class ScalarHead(Head):
         super().__init__()
         if num_layers < 1: raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         h = hidden_dim or max(in_dim // 2, 1)
-        self.mlp = nn.Sequential(*mlp([in_dim, *[h] * (num_layers - 1)], act=act, last_act=True) if num_layers > 1 else [],
-                                 *mlp([h if num_layers > 1 else in_dim, out_dim], bias=out_bias))
+        self.mlp = mlp([in_dim, *[h] * (num_layers - 1), out_dim], act=act, last_bias=out_bias)
         self.out_dim, self.reduce, self.feature, self.scale, self.shift = out_dim, reduce, feature, scale, shift
 
     def forward(self, feats: dict[str, Tensor], data: Data | Batch) -> Tensor:  # [n_graphs] or [n_graphs, out_dim]

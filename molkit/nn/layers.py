@@ -35,13 +35,15 @@ def mlp(dims: list[int],  # layer widths, input first: [in, hidden, ..., out]
         act: str = 'ssp',  # key of `ACTIVATIONS`, applied between layers
         last_act: bool = False,  # also apply the activation after the last layer
         bias: bool = True,
+        last_bias: bool | None = None,  # bias of the last layer; None: `bias`
         ) -> nn.Sequential:
     "A stack of `nn.Linear` with activations between them; Xavier-uniform weights, zero biases (as PyG's SchNet)."
     layers: list[nn.Module] = []
     for k, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
-        lin = nn.Linear(a, b, bias=bias)
+        has_bias = bias if k < len(dims) - 2 or last_bias is None else last_bias
+        lin = nn.Linear(a, b, bias=has_bias)
         nn.init.xavier_uniform_(lin.weight)
-        if bias: nn.init.zeros_(lin.bias)
+        if has_bias: nn.init.zeros_(lin.bias)
         layers.append(lin)
         if k < len(dims) - 2 or last_act: layers.append(ACTIVATIONS[act]())
     return nn.Sequential(*layers)

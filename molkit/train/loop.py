@@ -212,7 +212,7 @@ class Run:
         if group: yield group
 
     def steps_per_epoch(self) -> int:
-        "Optimiser steps in one training epoch (the same every epoch)."
+        "Optimiser steps in epoch 0 (every epoch's with fixed-size batches; with `data.max_atoms` epochs differ by a few)."
         self.sampler.set_epoch(0)
         return math.ceil(len(self.sampler) / self.cfg.optim.grad_accum)
 

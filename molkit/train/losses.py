@@ -122,7 +122,7 @@ class LossSpec:
             raise ValueError(f"unknown loss fn {self.fn!r}; registered: {sorted(LOSS_FNS)}, soft-target: {sorted(SOFT_LOSSES)}")
         if self.reduction not in REDUCTIONS:
             raise ValueError(f"unknown reduction {self.reduction!r}; expected one of {sorted(REDUCTIONS)}")
-        if min(self.l1_weight, 1.0 if self.l1_weight_end is None else self.l1_weight_end) < 0:
+        if self.l1_weight < 0 or (self.l1_weight_end or 0.0) < 0:
             raise ValueError(f"l1_weight and l1_weight_end must be >= 0, got {self.l1_weight} and {self.l1_weight_end}")
 
     def _rows(self, y: Tensor, batch: Batch, level: str | None, valid: Tensor | None) -> tuple[bool, Tensor]:

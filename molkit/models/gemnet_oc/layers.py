@@ -6,7 +6,6 @@
 from __future__ import annotations
 import math
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from ...nn.layers import ScaledSiLU  # SiLU(x) / 0.6
 

@@ -9,11 +9,10 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from ...keys import Z, TAGS, CELL, PBC, EDGE_INDEX, SHIFTS
-from ...nn.layers import ACTIVATIONS, scatter_sum
+from ...nn.layers import ACTIVATIONS, scatter_sum, ScaledSiLU
 from ..base import Backbone, Head, batch_vector, register_backbone
 from ..heads import HEADS
 from .graphs import GRAPHS, build_graphs, goc_max_neighbors, triplets, mixed_triplets, quadruplets
-from ...nn.layers import ScaledSiLU
 from .layers import dense_mlp
 from .bases import GemNetOCConfig, Bases
 from .interactions import InteractionBlock, OutputBlock
