@@ -74,7 +74,8 @@ def _torchrun(tmp_path: Path, *torchrun_args: str, nodes: int = 1, timeout: int 
         outs = [p.communicate(timeout=30) for p in procs]
         for q in tree:
             if q.is_running(): q.kill()
-        pytest.fail(f"torchrun hung for {timeout} s; stacks:\n" + '\n'.join(o[1][-6000:] for o in outs))
+        stacks = [o[1][max(o[1].find('Fatal Python error'), 0):][:12000] for o in outs]  # the innermost frames come first
+        pytest.fail(f"torchrun hung for {timeout} s; stacks:\n" + '\n'.join(stacks))
     assert all(p.returncode == 0 for p in procs), [o[1][-3000:] for o in outs]
 
 def _ddp_config(tmp_path: Path) -> None:
