@@ -9,8 +9,8 @@ import torch
 
 # %% auto 0
 __all__ = ['Z', 'POS', 'CELL', 'PBC', 'NATOMS', 'TAGS', 'FIXED', 'ENERGY', 'FORCES', 'STRESS', 'ENERGY_RELAXED', 'ENERGY_INIT',
-           'POS_RELAXED', 'SID', 'FID', 'EDGE_INDEX', 'SHIFTS', 'EDGE_VEC', 'EDGE_LEN', 'BATCH', 'FIELDS', 'HARTREE_EV',
-           'BOHR_ANGSTROM', 'KCALMOL_EV', 'DEBYE_EAU', 'Field', 'fields_table']
+           'POS_RELAXED', 'SID', 'FID', 'EDGE_INDEX', 'SHIFTS', 'EDGE_VEC', 'EDGE_LEN', 'BATCH', 'CUTOFF', 'FIELDS',
+           'HARTREE_EV', 'BOHR_ANGSTROM', 'KCALMOL_EV', 'DEBYE_EAU', 'Field', 'fields_table']
 
 # %% ../nbs/00_keys.ipynb
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ ENERGY, FORCES, STRESS = 'energy', 'forces', 'stress'
 ENERGY_RELAXED, ENERGY_INIT, POS_RELAXED = 'energy_relaxed', 'energy_init', 'pos_relaxed'
 SID, FID = 'sid', 'fid'
 EDGE_INDEX, SHIFTS, EDGE_VEC, EDGE_LEN = 'edge_index', 'shifts', 'edge_vec', 'edge_len'
-BATCH = 'batch'
+BATCH, CUTOFF = 'batch', 'cutoff'
 
 # %% ../nbs/00_keys.ipynb
 _f32, _f64, _i64 = torch.float32, torch.float64, torch.int64
@@ -55,6 +55,7 @@ FIELDS: dict[str, Field] = {f.name: f for f in [
     Field(EDGE_VEC, '[E, 3]', _f32, 'Å', 'edge', 'pos[j] - pos[i] + shifts @ cell'),
     Field(EDGE_LEN, '[E]', _f32, 'Å', 'edge', 'norm of edge_vec'),
     Field(BATCH, '[n]', _i64, '-', 'atom', 'graph index of each atom in a batch (set by PyG)'),
+    Field(CUTOFF, '[1]', _f32, 'Å', 'graph', "this structure's graph cutoff where it is below the model's (set per dataset)"),
 ]}
 
 # %% ../nbs/00_keys.ipynb

@@ -200,6 +200,9 @@ def test_preset_passes_the_config_checks(path):
         assert cfg.schedule.warmup_steps == 2000 and cfg.schedule.start_factor == 0.2 and cfg.model.backbone_cfg['edge_dropout'] == 0.1
         assert all(s.reduction == 'structurewise' for s in cfg.loss if s.fn == 'l2mae') and cfg.precision.mode in ('fp16', 'bf16')
         assert not blocks
+        by = {d.name: d for d in cfg.data.datasets}  # JMP's graphs (8 Å molecules, 12 Å catalysts) and fixed stds
+        assert (by['ani1x'].cutoff, by['t1x'].cutoff, by['oc20'].cutoff) == (8.0, 8.0, None)
+        assert by['oc20'].norm == {'energy': [0.0, 24.9015], 'forces': [0.0, 0.51115]} and all(d.norm for d in by.values())
     else:
         assert cfg.init is None and cfg.optim.lr == 8e-5 and cfg.optim.clip_grad_value == 1.0 and cfg.optim.clip_grad_norm is None
         want = {'jmp_s': [0.3, 0.30, 0.40, 0.55, 0.625], 'jmp_l': [0.3, 0.55, 0.40, 0.30, 0.40, 0.55, 0.625]}[cfg.model.preset]
@@ -208,6 +211,7 @@ def test_preset_passes_the_config_checks(path):
         assert (s.warmup_epochs, s.total_epochs, t.eval_every_epochs) == (5, 32, 1) and s.plateau and s.scale_min_factor
         heads = [h for h in cfg.model.heads.values() if h.type in ('energy', 'scalar')]  # JMP's 5-layer heads
         assert heads and all((h.num_layers, h.hidden_dim, h.out_bias, h.act) == (5, 256, False, 'scaled_silu') for h in heads)
+        if path.stem.startswith(('qmof', 'matbench')): assert cfg.model.backbone_cfg['max_neighbors_by_size'] == {200: 10, 300: 5}
         assert t.early_stopping_patience in (50, 1000) and t.min_lr > 0 and cfg.seed == 42 and not cfg.model.backbone_cfg['direct_forces']
 
 @pytest.mark.slow
@@ -236,8 +240,9 @@ def test_presets_run_pretrain_then_finetune(emt, toy, tmp_path):
     from molkit.train.loop import train
     root = Path(__file__).resolve().parents[1] / 'configs' / 'jmp'
     small = {'cutoff': 5.0, 'max_num_neighbors': 12, 'absolute_rbf_cutoff': 5.0}
-    ds = [{'name': n, 'source': str(src), 'split': {'train': 0.75, 'val': 0.25}, 'linear_reference': ['energy']}
-          for n, src in (('oc20', emt), ('oc22', emt), ('ani1x', toy), ('t1x', toy))]
+    ds = [{'name': n, 'source': str(src), 'split': {'train': 0.75, 'val': 0.25}, 'linear_reference': ['energy'],
+           'norm': {'energy': [0.0, 2.0], 'forces': [0.0, 0.5]}, **({'cutoff': 3.0} if src == toy else {})}
+          for n, src in (('oc20', emt), ('oc22', emt), ('ani1x', toy), ('t1x', toy))]  # the preset's keys, sizes to fit
     pre = train(root / 'pretrain' / 'jmp_s.yaml', overrides=[
         f'data.datasets={ds}', 'data.batch_size=4', 'data.num_workers=0', 'model.preset=tiny',
         *[f'model.backbone_cfg.{k}={v}' for k, v in small.items()], 'precision.mode=fp32', 'train.max_epochs=null',

@@ -8,6 +8,10 @@ shipped with molkit. Pre-training domains and the held-out fine-tuning tasks:
 | molecular dynamics (EMT) | methanol, acetaldehyde, formic acid, methylamine | ethanol (a molecule not seen) |
 
     OMP_NUM_THREADS=1 python benchmarks/jmp_small/make_data.py /tmp/jmp_small
+    OMP_NUM_THREADS=1 python benchmarks/jmp_small/make_data.py /tmp/jmp_large --emt-systems 240 --md-frames 400 --more-molecules
+
+The second command is the larger pre-training set (4x the catalysis systems, 12 molecules); the fine-tuning tasks are
+the same as in the first (same seeds and sizes).
 """
 import argparse, json, sys
 from pathlib import Path
@@ -24,6 +28,7 @@ from molkit.data.lmdb import LMDBDataset, write_lmdb
 from molkit.data.splits import group_split, random_split, save_split
 
 PRE_MOLECULES = ('CH3OH', 'CH3CHO', 'HCOOH', 'H3CNH2')
+MORE_MOLECULES = ('C2H6', 'CH3COOH', 'CH3CN', 'C3H8', 'CH3NO2', 'CH3CONH2', 'CH3CH2NH2', 'H2CCO')  # --more-molecules
 FT_MOLECULE = 'CH3CH2OH'
 
 def md_frames(name: str, n: int, stride: int = 10, seed: int = 0) -> list:
@@ -50,6 +55,7 @@ def main():
     ap.add_argument('--emt-systems', type=int, default=60); ap.add_argument('--au-systems', type=int, default=16)
     ap.add_argument('--md-frames', type=int, default=200, help='frames per pre-training molecule')
     ap.add_argument('--ft-md-frames', type=int, default=400)
+    ap.add_argument('--more-molecules', action='store_true', help=f'also pre-train on {", ".join(MORE_MOLECULES)}')
     a = ap.parse_args()
     out = a.out
     pre = write_emt_dataset(EMTConfig(n_systems=a.emt_systems, metals=('Cu', 'Pt', 'Pd', 'Ni', 'Ag'), seed=0), out / 'emt_pre', progress=False)['s2ef']
@@ -57,8 +63,9 @@ def main():
     for ds, sizes, name in [(pre, {'train': 0.9, 'val': 0.1}, 'by_sid'), (au, {'train': 8, 'val': 4, 'test': None}, 'by_sid')]:
         d = LMDBDataset(ds)
         save_split(group_split([int(d[i].sid) for i in range(len(d))], sizes, seed=0), ds, name, {'by': 'sid', 'sizes': sizes}, len(d))
-    write_lmdb([f for i, m in enumerate(PRE_MOLECULES) for f in md_frames(m, a.md_frames, seed=i)], out / 'md_pre', progress=False)
-    n_pre = len(PRE_MOLECULES) * a.md_frames
+    mols = PRE_MOLECULES + (MORE_MOLECULES if a.more_molecules else ())
+    write_lmdb([f for i, m in enumerate(mols) for f in md_frames(m, a.md_frames, seed=i)], out / 'md_pre', progress=False)
+    n_pre = len(mols) * a.md_frames
     split_json(random_split(n_pre, {'train': 0.9, 'val': 0.1}, 0), out / 'splits' / 'md_pre.json', n_pre, {'sizes': '90/10'})
     write_lmdb(md_frames(FT_MOLECULE, a.ft_md_frames, seed=7), out / 'md_ethanol', progress=False)
     split_json(random_split(a.ft_md_frames, {'train': 100, 'val': 50, 'test': None}, 0), out / 'splits' / 'md_ethanol.json',

@@ -16,6 +16,7 @@ import argparse, json, math, os, shutil, statistics, subprocess, sys, time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+DATA = '/tmp/jmp_small'  # where the configs of this folder read the data (make_data.py's OUT)
 EXE = Path(sys.executable).parent / 'molkit'
 PRETRAIN = {  # name -> overrides of pretrain.yaml
     'T2': [],
@@ -56,6 +57,7 @@ def main():
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1], help='fine-tuning seeds of T2 and scratch (ablations: the first)')
     ap.add_argument('--pretrains', nargs='+', default=list(PRETRAIN), choices=list(PRETRAIN))
     ap.add_argument('--backbone', default='schnet', choices=list(BACKBONES))
+    ap.add_argument('--data', type=Path, default=None, help=f'make_data.py output to use instead of {DATA}')
     ap.add_argument('--set', dest='extra', action='append', default=[], help='a further override of every run, e.g. data.batch_size=8')
     a = ap.parse_args()
     t0, rows = time.time(), []
@@ -70,13 +72,22 @@ def main():
         write(rows, a, [s for s, _ in starts])
     print(table(rows, [s for s, _ in starts]))
 
+def config(name: str, a) -> Path:
+    "The config `name`.yaml of this folder; with `--data`, a copy in OUT/configs that reads the data from there."
+    src = HERE / f'{name}.yaml'
+    if a.data is None: return src
+    dst = a.out / 'configs' / src.name
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text(src.read_text().replace(DATA, str(a.data.resolve())))
+    return dst
+
 def pretrain(name: str, a) -> None:
     "Pre-train one variant (resuming an interrupted run)."
     run = a.out / f'pretrain_{name}'
     if done(run, a.pretrain_steps): return
     sets = [f'run_dir={run}', f'train.max_steps={a.pretrain_steps}', 'train.progress=false', *BACKBONES[a.backbone], *a.extra, *PRETRAIN[name]]
     resume = ['--resume'] if (run / 'checkpoints').exists() else []
-    molkit('train', str(HERE / 'pretrain.yaml'), *resume, *[x for s in sets for x in ('--set', s)], log=run.with_suffix('.log'))
+    molkit('train', str(config('pretrain', a)), *resume, *[x for s in sets for x in ('--set', s)], log=run.with_suffix('.log'))
 
 def finetune(task: str, start: str, ckpt: Path | None, seed: int, a) -> dict[str, float]:
     "Fine-tune from `ckpt` (None: train from scratch) on one task; its test metrics."
@@ -84,7 +95,8 @@ def finetune(task: str, start: str, ckpt: Path | None, seed: int, a) -> dict[str
     sets = [f'run_dir={run}', f'train.max_steps={a.ft_steps}', 'train.progress=false', f'seed={seed}', *BACKBONES[a.backbone], *a.extra]
     if not done(run, a.ft_steps):
         if run.exists(): shutil.rmtree(run)  # an interrupted fine-tune starts again
-        cmd = ['train', str(HERE / f'ft_{task}.yaml')] if ckpt is None else ['finetune', str(ckpt), str(HERE / f'ft_{task}.yaml')]
+        cfg = str(config(f'ft_{task}', a))
+        cmd = ['train', cfg] if ckpt is None else ['finetune', str(ckpt), cfg]
         molkit(*cmd, *[x for s in sets for x in ('--set', s)], log=run.with_suffix('.log'))
     m = test_metrics(run)
     return {k: m[k] for k in TASKS[task]}

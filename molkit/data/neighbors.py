@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 from vesin_torch import NeighborList
-from ..keys import BATCH, CELL, EDGE_INDEX, PBC, POS, SHIFTS
+from ..keys import BATCH, CELL, CUTOFF, EDGE_INDEX, PBC, POS, SHIFTS
 
 # %% auto 0
 __all__ = ['radius_graph', 'edge_vectors', 'add_edges']
@@ -118,6 +118,16 @@ def _graph_slices(batch: Tensor, n_graphs: int) -> tuple[Tensor, list[int]]:
     perm = torch.sort(batch, stable=True).indices
     return perm, torch.bincount(batch, minlength=n_graphs).tolist()
 
+def _graph_cutoffs(graph_cutoff: Tensor | None, cutoff: float, n_graphs: int) -> list[float]:
+    "Each structure's cutoff, min(cutoff, graph_cutoff[g]), as Python floats (one host read)."
+    if graph_cutoff is None: return [float(cutoff)] * n_graphs
+    gc = graph_cutoff.detach().reshape(-1)
+    if gc.numel() != n_graphs: raise ValueError(f"graph_cutoff has {gc.numel()} values for {n_graphs} graphs")
+    out = gc.double().cpu().tolist()
+    bad = [c for c in out if not c > 0]
+    if bad: raise ValueError(f"graph_cutoff must be positive Å (inf: the search cutoff), got {bad[0]}")
+    return [min(c, float(cutoff)) for c in out]
+
 def _empty_edges(pos: Tensor) -> tuple[Tensor, Tensor]:
     return pos.new_zeros(2, 0, dtype=torch.long), pos.new_zeros(0, 3)
 
@@ -128,15 +138,18 @@ def radius_graph(pos: Tensor,  # [n_atoms, 3] Å
                  cell: Tensor | None = None,  # [n_graphs, 3, 3] Å, rows = lattice vectors (or [3, 3]); None/zeros = molecule
                  pbc: Tensor | None = None,  # [n_graphs, 3] bool (or [3]); None = no periodicity
                  max_num_neighbors: int | None = None,  # keep the nearest k per centre, ties by (j, shift)
+                 graph_cutoff: Tensor | None = None,  # [n_graphs] Å: structure g keeps pairs closer than min(cutoff, graph_cutoff[g])
                  ) -> tuple[Tensor, Tensor]:  # edge_index [2, E] int64 (row 0 = neighbour j, row 1 = centre i), shifts [E, 3]
     "All pairs closer than `cutoff` (periodic images included), sorted by (i, j, shift); see the conventions above."
     batch, cell, pbc, n_graphs = _check_inputs(pos, cutoff, batch, cell, pbc, max_num_neighbors)
     perm, counts = _graph_slices(batch, n_graphs)
+    cuts = _graph_cutoffs(graph_cutoff, cutoff, n_graphs)
     nl, points, parts, start = NeighborList(cutoff=float(cutoff), full_list=True), pos.detach().double(), [], 0
     for g, n in enumerate(counts):
         atoms, start = perm[start:start + n], start + n
         if n == 0: continue
         i, j, S, d = _vesin_pairs(nl, points[atoms], _search_box(cell[g], pbc[g], g), pbc[g])
+        if cuts[g] < cutoff: near = d < cuts[g]; i, j, S, d = i[near], j[near], S[near], d[near]
         parts.append((atoms[i], atoms[j], S, d))
     if not parts: return _empty_edges(pos)
     i, j, S, d = (torch.cat(t) for t in zip(*parts))
@@ -178,10 +191,10 @@ def add_edges(data: Data | Batch,  # a structure (contract fields) or a collated
               cutoff: float,  # Å
               max_num_neighbors: int | None = None,  # keep the nearest k per centre
               ) -> Data | Batch:  # shallow copy with `edge_index` and `shifts` set
-    "Return a shallow copy of `data` with `edge_index` and `shifts` from `pos`, `cell`, `pbc` (and `batch`)."
+    "Return a shallow copy of `data` with `edge_index` and `shifts` from `pos`, `cell`, `pbc` (and `batch`, `cutoff`)."
     is_batch = isinstance(data, Batch)
     b = data[BATCH] if is_batch else None
-    ei, sh = radius_graph(data[POS], cutoff, b, data.get(CELL), data.get(PBC), max_num_neighbors)
+    ei, sh = radius_graph(data[POS], cutoff, b, data.get(CELL), data.get(PBC), max_num_neighbors, data.get(CUTOFF))
     out = copy.copy(data)
     out[EDGE_INDEX], out[SHIFTS] = ei, sh
     if is_batch:  # the copy shares the bookkeeping dicts with `data`: copy them before registering the new keys

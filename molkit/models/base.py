@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
-from ..keys import EDGE_INDEX, SHIFTS, CELL, PBC
+from ..keys import EDGE_INDEX, SHIFTS, CELL, CUTOFF, PBC
 
 N_Z = 119  # atomic numbers 0..118
 from ..data.neighbors import radius_graph, edge_vectors
@@ -40,6 +40,7 @@ class Backbone(nn.Module):
     Config: type[BackboneConfig] = BackboneConfig  # set by `register_backbone`
     presets: dict[str, BackboneConfig] = {}  # named configurations, set by `register_backbone`
     reads_edges: bool = False  # True: `forward` uses `graph`, so edges stored on the data (`data.edges: loader`) are used
+    graph_cutoffs: bool = False  # True: a structure's `cutoff` field (a per-dataset cutoff) shortens its radius graph
 
     def __init__(self, cfg: BackboneConfig | None = None, **overrides: Any):
         super().__init__()
@@ -53,8 +54,8 @@ class Backbone(nn.Module):
             shifts = data.get(SHIFTS)
             if shifts is None: shifts = data.pos.new_zeros(edge_index.shape[1], 3)
         else:
-            edge_index, shifts = radius_graph(data.pos.detach(), self.cfg.cutoff, batch=batch, cell=cell,
-                                              pbc=data.get(PBC), max_num_neighbors=self.cfg.max_num_neighbors)
+            edge_index, shifts = radius_graph(data.pos.detach(), self.cfg.cutoff, batch=batch, cell=cell, pbc=data.get(PBC),
+                                              max_num_neighbors=self.cfg.max_num_neighbors, graph_cutoff=data.get(CUTOFF))
         shifts = shifts.to(data.pos.dtype)
         edge_vec, edge_len = edge_vectors(data.pos, cell, edge_index, shifts, batch=batch)
         return {EDGE_INDEX: edge_index, SHIFTS: shifts, 'edge_vec': edge_vec, 'edge_len': edge_len}

@@ -78,6 +78,7 @@ class PaiNNUpdate(nn.Module):
 class PaiNN(Backbone):
     "PaiNN backbone: `forward(data) -> {'node': [n, F], 'vector': [n, 3, F], 'edge_index', 'edge_vec', 'edge_len'}`."
     reads_edges = True  # edges come from `graph` (stored on the data, or a radius graph)
+    graph_cutoffs = True  # `graph` honours a structure's `cutoff` field
     def __init__(self, cfg: PaiNNConfig | None = None, **overrides):
         super().__init__(cfg, **overrides)
         c = self.cfg

@@ -78,6 +78,7 @@ class InteractionBlock(nn.Module):
 class SchNet(Backbone):
     "SchNet backbone: `forward(data) -> {'node': [n, H], 'edge_index', 'edge_vec', 'edge_len'}`."
     reads_edges = True  # edges come from `graph` (stored on the data, or a radius graph)
+    graph_cutoffs = True  # `graph` honours a structure's `cutoff` field
     def __init__(self, cfg: SchNetConfig | None = None, **overrides):
         super().__init__(cfg, **overrides)
         c = self.cfg

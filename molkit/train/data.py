@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
-from ..keys import FIELDS, Z, POS, CELL, PBC, NATOMS, FIXED, TAGS
+from ..keys import CUTOFF, FIELDS, Z, POS, CELL, PBC, NATOMS, FIXED, TAGS
 from ..data.atoms import atoms_to_data
 from ..data.neighbors import add_edges
 from ..data.splits import random_split, load_split
@@ -20,7 +20,7 @@ from .config import ConfigError, from_dict
 # %% auto 0
 __all__ = ['DATASET_ID', 'DERIVED_LABELS', 'DATASETS', 'STRUCTURE_FIELDS', 'DatasetSpec', 'DataConfig', 'label_of',
            'head_dataset', 'temperature_probs', 'expansion_counts', 'AtomsDataset', 'load_dataset', 'Subset',
-           'EdgeDataset', 'spec_splits', 'TaskDataset', 'build_splits']
+           'EdgeDataset', 'spec_splits', 'TaskDataset', 'build_splits', 'check_graph_cutoffs']
 
 # %% ../../nbs/66b_train.data.ipynb
 DATASET_ID = 'dataset'  # graph-level int64 [1]: index of the graph's dataset in `data.datasets`
@@ -36,9 +36,15 @@ class DatasetSpec:
     split_seed: int = 0  # seed of `molkit.data.splits.random_split`
     split_file: str | None = None  # a split saved by `molkit data split` (name under the dataset, or a .json path)
     linear_reference: list[str] = field(default_factory=list)  # labels with per-element reference energies
+    norm: dict[str, list[float]] = field(default_factory=dict)  # label -> [mean, std] given instead of fitted (JMP: [0, the dataset's std])
+    cutoff: float | None = None  # Å, graph cutoff of this dataset's structures, at most the backbone's (JMP: 8 Å molecules, 12 Å materials); None = the backbone's
 
     def __post_init__(self):
         if not self.name or '/' in self.name: raise ValueError(f"dataset name {self.name!r} must be non-empty and free of '/'")
+        for k, v in self.norm.items():
+            if not (isinstance(v, (list, tuple)) and len(v) == 2 and v[1] > 0):
+                raise ValueError(f"dataset {self.name!r}: norm.{k} must be [mean, std] with std > 0, got {v!r}")
+        if self.cutoff is not None and not self.cutoff > 0: raise ValueError(f"dataset {self.name!r}: cutoff must be > 0 Å, got {self.cutoff}")
         if self.limit is not None and self.limit < 1: raise ValueError(f"dataset {self.name!r}: limit must be >= 1, got {self.limit}")
 
 @dataclass
@@ -202,8 +208,10 @@ class TaskDataset(torch.utils.data.Dataset):
     def __init__(self, parts: Sequence[Subset],  # one subset per dataset, in `data.datasets` order
                  labels: dict[str, str],  # label key -> 'graph' | 'atom', the union over all tasks
                  counts: Sequence[int] | None = None,  # records per part after expansion (None: each part once)
-                 names: Sequence[str] | None = None):  # dataset names, for messages
+                 names: Sequence[str] | None = None,  # dataset names, for messages
+                 cutoffs: Sequence[float | None] | None = None):  # per-dataset graph cutoffs, Å (None: the backbone's)
         self.parts, self.labels = list(parts), dict(labels)
+        self.cutoffs = None if cutoffs is None or all(c is None for c in cutoffs) else [math.inf if c is None else float(c) for c in cutoffs]
         self.counts = list(counts) if counts is not None else [len(p) for p in self.parts]
         self.names = list(names) if names is not None else [str(i) for i in range(len(self.parts))]
         self.offsets = [0]
@@ -237,6 +245,7 @@ class TaskDataset(torch.utils.data.Dataset):
             v = d.get(key)
             out[key] = v if v is not None else _filler(key, level, like, n)
         out[DATASET_ID] = torch.tensor([i])
+        if self.cutoffs is not None: out[CUTOFF] = torch.tensor([self.cutoffs[i]])
         return out
 
 # %% ../../nbs/66b_train.data.ipynb
@@ -253,5 +262,16 @@ def build_splits(cfg: DataConfig,
         counts = None
         if split == 'train':
             counts = expansion_counts([len(p) for p in parts], cfg.temperature)
-        out[split] = TaskDataset(parts, labels or {}, counts, names)
+        out[split] = TaskDataset(parts, labels or {}, counts, names, [s.cutoff for s in cfg.datasets])
     return out
+
+def check_graph_cutoffs(specs: Sequence[DatasetSpec], backbone) -> None:
+    "Raise `ConfigError` for a per-dataset cutoff that the backbone cannot honour or that exceeds its own cutoff."
+    for i, s in enumerate(specs):
+        if s.cutoff is None: continue
+        if not getattr(backbone, 'graph_cutoffs', False):
+            raise ConfigError(f"data.datasets.{i}.cutoff: {type(backbone).__name__} does not build radius graphs, so it cannot "
+                              "use a per-dataset cutoff (SchNet, PaiNN and GemNet-OC can)")
+        if s.cutoff > backbone.cfg.cutoff:
+            raise ConfigError(f"data.datasets.{i}.cutoff: {s.cutoff} Å exceeds the backbone's cutoff {backbone.cfg.cutoff} Å; "
+                              "a dataset's graphs can only be shorter (raise model.backbone_cfg.cutoff)")

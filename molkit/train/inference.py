@@ -280,7 +280,7 @@ def _dataset(dataset, split: str | None, cfg: ExperimentConfig, task: str | None
     if task not in cfg.datasets: raise ValueError(f"this model was trained on several datasets {cfg.datasets}; "
                                                   f"say which one {str(dataset)[:60]!r} is (task={cfg.datasets[0]!r}, CLI --task)")
     parts = [Subset(ds, range(len(ds))) if n == task else Subset([], []) for n in cfg.datasets]
-    return TaskDataset(parts, task_labels(cfg.model), names=cfg.datasets)
+    return TaskDataset(parts, task_labels(cfg.model), names=cfg.datasets, cutoffs=[s.cutoff for s in cfg.data.datasets])
 
 def evaluate(checkpoint: str | Path,  # checkpoint file (`checkpoints/step_*.pt` or `best.pt`)
              dataset: str | Path | Sequence[Data] | None = None,  # name, LMDB directory or sequence of Data

@@ -28,7 +28,7 @@ from .sampling import BalancedBatchSampler
 from ..distributed import barrier, dist_info, setup_distributed
 from .schedules import LRSchedule
 from .schedules import build_optimizer
-from .data import EdgeDataset, Subset, TaskDataset, build_splits
+from .data import EdgeDataset, Subset, TaskDataset, build_splits, check_graph_cutoffs
 from .model import build_model, init_from_checkpoint, param_blocks
 from .norms import TargetNorm, fit_normalizers, training_elements
 from .setup import ExperimentConfig, apply_threads, load_config
@@ -84,6 +84,7 @@ class Run:
         labels = distribution_labels(splits['train'], cfg.model, self.norms, self.datasets, cfg.data.stats_samples, cfg.seed)
         self.model = build_model(cfg.model, labels).to(device)  # distribution heads: bins from the normalised labels
         self.levels = levels_of(self.model)
+        check_graph_cutoffs(cfg.data.specs(), self.model.backbone)
         if cfg.init is not None: init_from_checkpoint(self.model, cfg.model, cfg.init)  # fine-tuning: a trained backbone
         seen = training_elements(splits['train'], cfg.data, cfg.seed)
         self.model.check_elements(Data(z=torch.tensor(seen)))  # every training element has an embedding row

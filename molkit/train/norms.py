@@ -66,6 +66,14 @@ def _check_labels(items: list[Data], heads: dict[str, HeadSpec], spec: DatasetSp
             have = sorted(k for k in items[0].keys() if k not in ('z', 'pos', 'cell', 'pbc', 'natoms'))
             raise ConfigError(f"model.heads.{name}: dataset {spec.name!r} ({spec.source}) has no label {label!r}; its records carry {have}")
 
+def _given_norms(out: dict[str, TargetNorm], label: dict[str, str], direct: list[str], spec: DatasetSpec) -> None:
+    "Replace the fitted mean and std by the dataset's given ones (`DatasetSpec.norm`); a fitted linear reference stays."
+    for lab, (mean, std) in spec.norm.items():
+        heads = [n for n in direct if label[n] == lab]
+        if not heads: raise ConfigError(f"data.datasets: dataset {spec.name!r} gives norm.{lab}, but none of its heads predicts "
+                                        f"{lab!r} directly (gradient forces take the energy's scale); its heads: {sorted(label)}")
+        for n in heads: out[n] = TargetNorm(float(mean), float(std), out[n].refs)
+
 def fit_dataset_norms(ds: Sequence[Data],  # one dataset's training split
                       heads: dict[str, HeadSpec],  # the heads of this dataset (name -> spec)
                       spec: DatasetSpec, data_cfg: DataConfig, seed: int = 0) -> dict[str, TargetNorm]:
@@ -87,6 +95,7 @@ def fit_dataset_norms(ds: Sequence[Data],  # one dataset's training split
         if not data_cfg.normalize: out[n] = TargetNorm(); continue
         rms = torch.cat([label_of(d, label[n]).double().flatten() for d in items]).square().mean().sqrt()
         out[n] = TargetNorm(0.0, float(rms.clamp_min(1e-12)))
+    _given_norms(out, label, direct, spec)
     for n, s in heads.items():
         if s.energy_head is not None: out[n] = TargetNorm(0.0, out[s.energy_head].std)
     bad = [n for n, t in out.items() if not (math.isfinite(t.mean) and math.isfinite(t.std))]

@@ -45,6 +45,7 @@ class GemNetOCConfig(BackboneConfig):
     cutoff_aeaint: float | None = None
     cutoff_aint: float | None = None
     max_num_neighbors: int | None = 30  # main-graph limit k; the other graphs scale as 1000 : 20 : 8 per 30
+    max_neighbors_by_size: dict[int, int] = dataclasses.field(default_factory=dict)  # {N: k}: structures over N atoms keep k (JMP: {200: 10, 300: 5})
     absolute_rbf_cutoff: float = 12.0  # Å, the radial basis normalises distances by this
     envelope_exponent: int = 5  # p of the polynomial envelope
     quad_interaction: bool = True  # quadruplets d→b→a←c
@@ -56,6 +57,12 @@ class GemNetOCConfig(BackboneConfig):
     edge_dropout: float = 0.0  # training-time dropout of base-graph edges (JMP pre-training: 0.1)
     fit_scales: bool = False  # fit unfitted scale factors on the first training batch instead of refusing to train
     scale_file: str | None = None  # a file of fitted scale factors (`save_scale_factors`), loaded at construction
+
+    def __post_init__(self):
+        rules = {int(n): int(k) for n, k in self.max_neighbors_by_size.items()}  # keys come back as strings from JSON
+        bad = {n: k for n, k in rules.items() if n < 0 or k < 1}
+        if bad: raise ValueError(f"max_neighbors_by_size: sizes must be >= 0 and limits >= 1, got {bad}")
+        self.max_neighbors_by_size = rules
 
     @property
     def emb_size_atom(self) -> int: return self.hidden_dim

@@ -9,8 +9,8 @@ from torch import Tensor
 from ...data.neighbors import radius_graph, edge_vectors
 
 # %% auto 0
-__all__ = ['GRAPHS', 'ragged_arange', 'inner_index', 'knn_mask', 'goc_max_neighbors', 'symmetrize', 'build_graphs',
-           'mixed_triplets', 'triplets', 'quadruplets']
+__all__ = ['GRAPHS', 'ragged_arange', 'inner_index', 'knn_mask', 'goc_max_neighbors', 'limits_by_size', 'symmetrize',
+           'build_graphs', 'mixed_triplets', 'triplets', 'quadruplets']
 
 # %% ../../../nbs/35a_models.gemnet_oc.graphs.ipynb
 def ragged_arange(counts: Tensor,  # [G] int64 group sizes
@@ -27,22 +27,33 @@ def inner_index(sorted_idx: Tensor,  # [M] int64, sorted
 
 def knn_mask(target: Tensor,  # [E] int64 target atom of each edge
              dist: Tensor,  # [E] Å
-             k: int,  # sources kept per target
+             k: int | Tensor,  # sources kept per target: one limit, or [n_atoms] int64 a limit per target atom
              ) -> Tensor:  # [E] bool
     "Keep the `k` nearest sources of each target; ties keep the input order."
     perm = torch.sort(dist, stable=True).indices
     perm = perm[torch.sort(target[perm], stable=True).indices]
+    limit = k[target[perm]] if isinstance(k, Tensor) else k
     keep = torch.zeros_like(target, dtype=torch.bool)
-    keep[perm[inner_index(target[perm]) < k]] = True
+    keep[perm[inner_index(target[perm]) < limit]] = True
     return keep
 
 # %% ../../../nbs/35a_models.gemnet_oc.graphs.ipynb
 GRAPHS = ('a2a', 'main', 'a2ee2a', 'qint')
 
-def goc_max_neighbors(k: int = 30,  # neighbour limit of the main graph
-                      ) -> dict[str, int]:  # graph -> limit
-    "The four neighbour limits in GemNet-OC's proportions 1000 : 30 : 20 : 8, scaled by k/30."
-    return {'a2a': int(k * 1000 / 30), 'main': k, 'a2ee2a': int(k * 20 / 30), 'qint': int(k * 8 / 30)}
+def goc_max_neighbors(k: int | Tensor = 30,  # neighbour limit of the main graph (or [n_atoms] int64, one per atom)
+                      ) -> dict[str, int | Tensor]:  # graph -> limit (or limits)
+    "The four neighbour limits in GemNet-OC's proportions 1000 : 30 : 20 : 8, scaled by k/30 (rounded down)."
+    return {'a2a': k * 1000 // 30, 'main': k, 'a2ee2a': k * 20 // 30, 'qint': k * 8 // 30}
+
+def limits_by_size(k: int,  # main-graph limit of a structure that no rule applies to
+                   batch: Tensor,  # [n_atoms] int64 graph index
+                   by_size: dict[int, int],  # {N: k_N}: structures with more than N atoms keep k_N (the largest N that applies)
+                   ) -> Tensor:  # [n_atoms] int64 main-graph limit of each atom's structure
+    "Per-atom neighbour limits from the size of each structure (JMP's conditional max-neighbours: {200: 10, 300: 5})."
+    n_of = torch.bincount(batch)[batch]
+    out = torch.full_like(batch, k)
+    for n, kn in sorted(by_size.items()): out = torch.where(n_of > n, torch.full_like(out, kn), out)
+    return out
 
 # %% ../../../nbs/35a_models.gemnet_oc.graphs.ipynb
 def _subgraph(base: dict[str, Tensor], mask: Tensor) -> dict[str, Tensor]:
@@ -79,13 +90,15 @@ def build_graphs(pos: Tensor,  # [n_atoms, 3] Å (may require grad)
                  pbc: Tensor | None,  # [n_graphs, 3] bool or None
                  tags: Tensor,  # [n_atoms] int64 (0 sub-surface, 1 surface, 2 adsorbate)
                  cutoffs: dict[str, float],  # graph -> cutoff, Å
-                 max_neighbors: dict[str, int],  # graph -> neighbour limit
+                 max_neighbors: dict[str, int | Tensor],  # graph -> neighbour limit (or [n_atoms] limits, `limits_by_size`)
                  qint_tags: tuple[int, ...] = (1, 2),  # atoms whose edges may be quadruplet intermediates
                  edge_dropout: float = 0.0,  # probability of dropping an edge of the base list (training only)
+                 graph_cutoff: Tensor | None = None,  # [n_graphs] Å, a shorter cutoff per structure (every graph)
                  ) -> dict[str, dict[str, Tensor]]:  # graph -> {edge_index, cell_offset, distance, vector, ...}
     "The four GemNet-OC graphs from one neighbour search, each sorted by target; `main` symmetrised with `id_swap`."
+    most = max(int(v.max()) if isinstance(v, Tensor) else v for v in max_neighbors.values())
     ei, sh = radius_graph(pos.detach(), max(cutoffs.values()), batch=batch, cell=cell, pbc=pbc,
-                          max_num_neighbors=max(max_neighbors.values()))
+                          max_num_neighbors=most, graph_cutoff=graph_cutoff)
     if edge_dropout > 0: keep = torch.rand(ei.shape[1], device=ei.device) >= edge_dropout; ei, sh = ei[:, keep], sh[keep]
     vec, d = edge_vectors(pos, cell, ei, sh.to(pos.dtype), batch=batch)  # source - target
     base = {'edge_index': ei, 'cell_offset': sh.round().long(), 'distance': d,

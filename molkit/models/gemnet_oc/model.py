@@ -8,11 +8,11 @@ import dataclasses, math
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
-from ...keys import Z, TAGS, CELL, PBC, EDGE_INDEX, SHIFTS
+from ...keys import Z, TAGS, CELL, CUTOFF, PBC, EDGE_INDEX, SHIFTS
 from ...nn.layers import ACTIVATIONS, scatter_sum, ScaledSiLU
 from ..base import Backbone, Head, batch_vector, register_backbone
 from ..heads import HEADS
-from .graphs import GRAPHS, build_graphs, goc_max_neighbors, triplets, mixed_triplets, quadruplets
+from .graphs import GRAPHS, build_graphs, goc_max_neighbors, limits_by_size, triplets, mixed_triplets, quadruplets
 from .layers import dense_mlp
 from .bases import GemNetOCConfig, Bases
 from .interactions import InteractionBlock, OutputBlock
@@ -41,6 +41,7 @@ GEMNET_OC_PRESETS: dict[str, GemNetOCConfig] = {
 @register_backbone('gemnet_oc', GemNetOCConfig, GEMNET_OC_PRESETS)
 class GemNetOC(Backbone):
     "GemNet-OC: `forward(data) -> {'node': [N, d_a], 'edge': [E, d_e], 'edge_index', 'shifts', 'edge_vec', 'edge_len'}`."
+    graph_cutoffs = True  # a structure's `cutoff` field shortens all four graphs
     def __init__(self, cfg: GemNetOCConfig | None = None, **overrides):
         super().__init__(cfg, **overrides)
         c = self.cfg
@@ -62,10 +63,11 @@ class GemNetOC(Backbone):
         tags = data.get(TAGS)
         if tags is None: tags = torch.full_like(data[Z], 2)
         cut = {'main': c.cutoff, 'qint': c.cutoff_qint, 'a2ee2a': c.cutoff_aeaint, 'a2a': c.cutoff_aint}
-        G = build_graphs(data.pos, batch_vector(data), data.get(CELL), data.get(PBC), tags,
-                         {g: v if v is not None else c.cutoff for g, v in cut.items()},
-                         goc_max_neighbors(c.max_num_neighbors or 10 ** 6), tuple(c.qint_tags),
-                         c.edge_dropout if self.training else 0.0)
+        batch, k = batch_vector(data), c.max_num_neighbors or 10 ** 6
+        if c.max_neighbors_by_size: k = limits_by_size(k, batch, c.max_neighbors_by_size)
+        G = build_graphs(data.pos, batch, data.get(CELL), data.get(PBC), tags,
+                         {g: v if v is not None else c.cutoff for g, v in cut.items()}, goc_max_neighbors(k),
+                         tuple(c.qint_tags), c.edge_dropout if self.training else 0.0, data.get(CUTOFF))
         idx = {'e2e': triplets(G['main'], n)}
         if c.quad_interaction: idx['quad'] = quadruplets(G['main'], G['qint'], n)
         if c.atom_edge_interaction: idx['a2e'] = mixed_triplets(G['a2ee2a'], G['main'], n)
