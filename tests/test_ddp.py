@@ -48,6 +48,8 @@ def _train_worker(rank: int, world: int, init: str, lmdb: str, run_dir: str):
     dist.init_process_group('gloo', init_method=init, rank=rank, world_size=world)
     res = train(toy_config(Path(run_dir), lmdb, max_steps=12))
     assert res.step == 12
+    import gc  # DDP is gone before the group is destroyed: its reducer must not free the group (see train's _end_distributed)
+    assert not [o for o in gc.get_objects() if isinstance(o, torch.nn.parallel.DistributedDataParallel)]
     dist.destroy_process_group()
 
 def test_ddp_train_two_ranks(tmp_path):

@@ -103,6 +103,11 @@ def _sections(f: dict) -> list[str]:
             ['device', 'batch', 'scalar step', 'DMoE step', 'overhead wall', 'overhead CPU time', 'head parameters scalar / DMoE'],
             [[d['device'], d['batch'], f"{d['scalar_ms']:.1f} ms", f"{d['dmoe_ms']:.1f} ms", f"**{100 * d['overhead']:+.1f} %**",
               f"{100 * d['overhead_cpu']:+.1f} %", f"{d['head_params_scalar']} / {d['head_params_dmoe']}"] for d in f['dmoe_overhead']]) + ['']
+    if 'segment_reductions' in f:
+        out += ['### Segment reductions: edge → atom sum of 128-wide messages, forward + backward', ''] + _table(
+            ['device', 'graph', 'edges / atoms', 'method', 'time', 'speed-up vs molkit'],
+            [[d['device'], d['graph'], f"{d['edges']} / {d['atoms']}", d['method'], f"{d['fwd_bwd_us']:.0f} µs",
+              f"**{d['speedup_vs_molkit']:.2f}×**"] for d in f['segment_reductions']]) + ['']
     if 'ddp' in f:
         out += ['### DDP: weak scaling of the SchNet step (per-rank batch fixed)', ''] + _table(
             ['device', 'backend', 'per-rank batch', 'step 1 process', 'step 2 processes', 'structures/s 1 → 2', 'speed-up', 'efficiency'],

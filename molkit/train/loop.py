@@ -4,7 +4,7 @@
 
 # %% ../../nbs/67c_train.loop.ipynb 3
 from __future__ import annotations
-import csv, json, math, os, random, sys, time, warnings
+import csv, gc, json, math, os, random, sys, time, warnings
 import numpy as np
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -336,6 +336,15 @@ def _restore(run: Run, resume: bool) -> bool:
             append_csv(run_dir / 'metrics.csv', json.loads(l))
     return True
 
+def _end_distributed(run: Run, destroy: bool) -> None:
+    "Free DDP now, then destroy the process group if `train` created it: the group's last reference must not be DDP's."
+    # DDP's reducer is freed holding the GIL; were it to free the gloo group, the group would join worker threads that
+    # may wait for the GIL to free a finished collective's tensors: a deadlock (pytorch/pytorch#56297), seen here as a
+    # rank hanging after its last step in about 1 run in 6. `destroy_process_group` frees the group without the GIL.
+    run.ddp = run.eager = run.model
+    gc.collect()  # should a reference cycle hold DDP, the reducer still goes now, while the group is registered
+    if destroy: dist.destroy_process_group()
+
 def train(config: ExperimentConfig | dict | str | Path,  # config object, plain dict or YAML path
           resume: bool = False,  # continue from the latest checkpoint in `run_dir` (else it must have none)
           datasets: dict[str, Sequence[Data]] | None = None,  # in-memory {'train': ..., 'val': ...} instead of `data`
@@ -356,7 +365,7 @@ def train(config: ExperimentConfig | dict | str | Path,  # config object, plain 
         Path(cfg.run_dir).mkdir(parents=True, exist_ok=True); save_yaml(cfg, Path(cfg.run_dir) / 'config.yaml')
     try: evals = run.fit()
     finally:
-        if owns_pg: dist.destroy_process_group()
+        if run.world > 1: _end_distributed(run, owns_pg)
     ck = run.last_checkpoint
     if run.stopped and run.rank == 0: print(f"molkit: stopped at step {run.step}: {run.stopped}", file=sys.stderr)
     return TrainResult(str(cfg.run_dir), run.step, run.epoch, run.best, evals, str(ck) if ck else None, run.prec.skipped, run.stopped)
