@@ -12,7 +12,7 @@ out ~15 % lower after the training-step section had run in the same process (see
 Figures (sections): LMDB decode vs legacy pickle; DataLoader data-wait fraction with 0 vs N workers; neighbour lists
 (molecules, periodic slabs) vs ASE; training-step structures/s of SchNet, PaiNN, GemNet-OC (tiny) and Graphormer-3D (tiny)
 in fp32/bf16 (fp16 on CUDA) at two batch sizes; step time and memory vs atoms per batch; molkit vs PyG SchNet;
-torch.compile vs eager; DMoE vs scalar head; segment reductions (edge → atom sums) by method; DDP 1 vs 2 processes; profiler summaries of a SchNet and a GemNet-OC step.
+torch.compile vs eager; DMoE vs scalar head; segment reductions (edge → atom sums) by method; SchNet filters per pair vs per edge; DDP 1 vs 2 processes; profiler summaries of a SchNet and a GemNet-OC step.
 CUDA rows run when `torch.cuda.is_available()`, else they say "not measured". Thread count and flush-to-zero are set
 once for the whole run and recorded. Writes a JSON file (machine, versions, settings, figures) and replaces the block
 between `<!-- bench_all:begin -->` and `<!-- bench_all:end -->` in the markdown file (appends it if absent).
@@ -29,7 +29,7 @@ from perf.common import Budget, apply_settings, environment  # noqa: E402
 from perf import figs_data, figs_ddp, figs_peers, figs_segment, figs_train, profile, report  # noqa: E402
 
 SECTIONS = ['lmdb_decode', 'loader_wait', 'neighbour_lists', 'train_steps', 'atoms_sweep', 'schnet_vs_pyg', 'dmoe_overhead',
-            'segment_reductions', 'ddp', 'profiles', 'compile']
+            'segment_reductions', 'pair_grouping', 'ddp', 'profiles', 'compile']
 
 
 def run_section(name: str, b: Budget, devices: list[str]):
@@ -45,6 +45,7 @@ def run_section(name: str, b: Budget, devices: list[str]):
         return [figs_peers.schnet_vs_pyg(b, d, bs) for d in devices for bs in (sizes if d == 'cpu' else (32, 128, 512))]
     if name == 'dmoe_overhead': return [figs_train.dmoe_overhead(b, d) for d in devices]
     if name == 'segment_reductions': return figs_segment.segment_reductions(b, devices)
+    if name == 'pair_grouping': return figs_segment.pair_grouping(b, devices)
     if name == 'compile':  # GemNet-OC only on a GPU: its eager CPU step takes seconds, compiling it minutes
         return ([r for d in devices for r in figs_peers.compile_vs_eager(b, d)]
                 + [r for d in gpu for r in figs_peers.compile_vs_eager(b, d, 8, 'gemnet_oc')])

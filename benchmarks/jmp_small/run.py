@@ -58,6 +58,8 @@ def main():
     ap.add_argument('--pretrains', nargs='+', default=list(PRETRAIN), choices=list(PRETRAIN))
     ap.add_argument('--backbone', default='schnet', choices=list(BACKBONES))
     ap.add_argument('--data', type=Path, default=None, help=f'make_data.py output to use instead of {DATA}')
+    ap.add_argument('--ft-set', dest='ft_extra', action='append', default=[],
+                    help='an override of the fine-tuning runs only (not scratch), e.g. "optim.layer_lr=[0.3, 0.4, 0.55, 0.625]"')
     ap.add_argument('--set', dest='extra', action='append', default=[], help='a further override of every run, e.g. data.batch_size=8')
     a = ap.parse_args()
     t0, rows = time.time(), []
@@ -92,7 +94,8 @@ def pretrain(name: str, a) -> None:
 def finetune(task: str, start: str, ckpt: Path | None, seed: int, a) -> dict[str, float]:
     "Fine-tune from `ckpt` (None: train from scratch) on one task; its test metrics."
     run = a.out / f'{start}_{task}_s{seed}'
-    sets = [f'run_dir={run}', f'train.max_steps={a.ft_steps}', 'train.progress=false', f'seed={seed}', *BACKBONES[a.backbone], *a.extra]
+    sets = [f'run_dir={run}', f'train.max_steps={a.ft_steps}', 'train.progress=false', f'seed={seed}', *BACKBONES[a.backbone], *a.extra,
+            *(a.ft_extra if ckpt is not None else [])]
     if not done(run, a.ft_steps):
         if run.exists(): shutil.rmtree(run)  # an interrupted fine-tune starts again
         cfg = str(config(f'ft_{task}', a))

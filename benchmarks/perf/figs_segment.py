@@ -4,13 +4,16 @@ molkit sums messages with `index_add` (`molkit.nn.layers.scatter_sum`). The alte
 `index_add` on edges in a random order (molkit's graphs come sorted by centre atom), `scatter_reduce('sum')` (PyG's
 path), `torch.segment_reduce` on the sorted edges (CSR lengths), and a sparse CSR incidence matrix times the messages
 (`torch.sparse.mm`, a sorted segment sum as SpMM). Graphs: SchNet's molecule batches and GemNet-OC's periodic slabs.
+
+`pair_grouping`: SchNet computes its filters once per atom pair (`undirected_pairs`, whose `torch.unique` is a
+host-device sync on a GPU); the sync-free alternative computes them per directed edge. Whole training steps, interleaved.
 """
 from __future__ import annotations
 import torch
 from torch import Tensor
 from molkit.data.neighbors import radius_graph
 from molkit.models.base import batch_vector
-from .common import Budget, interleaved, molecule_batches, slab_batches
+from .common import Budget, build, interleaved, molecule_batches, slab_batches, train_step
 
 FEATURES = 128  # message width (SchNet's num_filters)
 
@@ -64,3 +67,32 @@ def segment_reductions(b: Budget, devices: list[str]) -> list[dict]:
     mol = molecule_batches(1, 32, seed=0)[0]
     slab = slab_batches(1, 8, 8, b.slab_size)[0]
     return [r for d in devices for g, x in (('molecules', mol), ('slabs', slab)) for r in _case(g, x, d, b)]
+
+
+def _per_edge(edge_index: Tensor, shifts: Tensor, n_atoms: int) -> tuple[Tensor, Tensor]:
+    "No grouping: every directed edge is its own 'pair' (no `torch.unique`, no sync)."
+    e = torch.arange(edge_index.shape[1], device=edge_index.device)
+    return e, e
+
+
+def pair_grouping(b: Budget, devices: list[str]) -> list[dict]:
+    "SchNet energy + forces training step with filters per atom pair (molkit) vs per directed edge, same weights and batches."
+    import molkit.models.schnet as S
+    grouped, rows = S.undirected_pairs, []
+    try:
+        for dev in devices:
+            for bs in b.batch_sizes:
+                batches = [x.to(dev) for x in molecule_batches(3, bs, seed=bs)]
+                step = train_step(build('schnet', b.schnet_preset).to(dev), 'fp32', dev)
+
+                def run(fn):
+                    def r(s):
+                        S.undirected_pairs = fn
+                        step(batches[s % len(batches)])
+                    return r
+                t = interleaved({'pairs': run(grouped), 'edges': run(_per_edge)}, b.steps, b.warmup, dev)
+                rows.append({'device': dev, 'batch': bs, 'pairs_ms': 1e3 * t['pairs']['wall_s'], 'edges_ms': 1e3 * t['edges']['wall_s'],
+                             'edges_over_pairs': t['edges']['wall_s'] / t['pairs']['wall_s'], 'steps': t['pairs']['n']})
+    finally:
+        S.undirected_pairs = grouped
+    return rows

@@ -108,6 +108,11 @@ def _sections(f: dict) -> list[str]:
             ['device', 'graph', 'edges / atoms', 'method', 'time', 'speed-up vs molkit'],
             [[d['device'], d['graph'], f"{d['edges']} / {d['atoms']}", d['method'], f"{d['fwd_bwd_us']:.0f} µs",
               f"**{d['speedup_vs_molkit']:.2f}×**"] for d in f['segment_reductions']]) + ['']
+    if 'pair_grouping' in f:
+        out += ['### SchNet filters per atom pair (molkit, a `torch.unique`) vs per directed edge (sync-free), E+F training step', ''] + _table(
+            ['device', 'batch', 'per pair', 'per edge', 'per-edge time / per-pair time'],
+            [[d['device'], d['batch'], f"{d['pairs_ms']:.1f} ms", f"{d['edges_ms']:.1f} ms", f"**{d['edges_over_pairs']:.2f}×**"]
+             for d in f['pair_grouping']]) + ['']
     if 'ddp' in f:
         out += ['### DDP: weak scaling of the SchNet step (per-rank batch fixed)', ''] + _table(
             ['device', 'backend', 'per-rank batch', 'step 1 process', 'step 2 processes', 'structures/s 1 → 2', 'speed-up', 'efficiency'],
