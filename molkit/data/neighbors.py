@@ -28,7 +28,7 @@ def _as_graphs(x: Tensor | None, name: str, tail: tuple[int, ...], n_graphs: int
 
 # %% ../../nbs/11_data.neighbors.ipynb
 def _check_inputs(pos: Tensor, cutoff: float, batch: Tensor | None, cell: Tensor | None, pbc: Tensor | None,
-                  max_num_neighbors: int | None) -> tuple[Tensor, Tensor, Tensor, int]:
+                  max_num_neighbors: int | None, num_graphs: int | None = None) -> tuple[Tensor, Tensor, Tensor, int]:
     "Validated `(batch [n], cell [G,3,3] float64 cpu, pbc [G,3] bool cpu, G)` for `radius_graph`."
     if not (isinstance(cutoff, (int, float)) and math.isfinite(cutoff) and cutoff > 0):
         raise ValueError(f"cutoff must be a positive finite number of Å, got {cutoff!r}")
@@ -43,7 +43,8 @@ def _check_inputs(pos: Tensor, cutoff: float, batch: Tensor | None, cell: Tensor
         raise ValueError(f"batch must be an integer tensor [n_atoms={n}], got {batch.dtype} {list(batch.shape)}")
     if n and int(batch.min()) < 0: raise ValueError("batch has negative graph indices")
     cell, pbc = _as_graphs(cell, 'cell', (3, 3), None), _as_graphs(pbc, 'pbc', (3,), None)
-    n_graphs = cell.shape[0] if cell is not None else pbc.shape[0] if pbc is not None else int(batch.max()) + 1 if n else 1
+    n_graphs = (cell.shape[0] if cell is not None else pbc.shape[0] if pbc is not None else num_graphs if num_graphs is not None
+                else int(batch.max()) + 1 if n else 1)
     cell, pbc = _as_graphs(cell, 'cell', (3, 3), n_graphs), _as_graphs(pbc, 'pbc', (3,), n_graphs)
     if n and int(batch.max()) >= n_graphs:
         raise ValueError(f"batch refers to graph {int(batch.max())} but cell/pbc describe only {n_graphs} graphs")
@@ -126,7 +127,7 @@ def _graph_cutoffs(graph_cutoff: Tensor | None, cutoff: float, n_graphs: int) ->
     out = gc.double().cpu().tolist()
     bad = [c for c in out if not c > 0]
     if bad: raise ValueError(f"graph_cutoff must be positive Å (inf: the search cutoff), got {bad[0]}")
-    return [min(c, float(cutoff)) for c in out]
+    return [c if c < cutoff * (1 - 1e-6) else float(cutoff) for c in out]  # a float32 copy of the search cutoff cuts nothing
 
 def _empty_edges(pos: Tensor) -> tuple[Tensor, Tensor]:
     return pos.new_zeros(2, 0, dtype=torch.long), pos.new_zeros(0, 3)
@@ -141,7 +142,8 @@ def radius_graph(pos: Tensor,  # [n_atoms, 3] Å
                  graph_cutoff: Tensor | None = None,  # [n_graphs] Å: structure g keeps pairs closer than min(cutoff, graph_cutoff[g])
                  ) -> tuple[Tensor, Tensor]:  # edge_index [2, E] int64 (row 0 = neighbour j, row 1 = centre i), shifts [E, 3]
     "All pairs closer than `cutoff` (periodic images included), sorted by (i, j, shift); see the conventions above."
-    batch, cell, pbc, n_graphs = _check_inputs(pos, cutoff, batch, cell, pbc, max_num_neighbors)
+    count = graph_cutoff.numel() if graph_cutoff is not None else None  # the graph count, also with empty last graphs
+    batch, cell, pbc, n_graphs = _check_inputs(pos, cutoff, batch, cell, pbc, max_num_neighbors, count)
     perm, counts = _graph_slices(batch, n_graphs)
     cuts = _graph_cutoffs(graph_cutoff, cutoff, n_graphs)
     nl, points, parts, start = NeighborList(cutoff=float(cutoff), full_list=True), pos.detach().double(), [], 0

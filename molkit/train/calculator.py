@@ -83,8 +83,10 @@ class MolkitCalculator(Calculator):
                  dtype: torch.dtype = torch.float32,  # float32 or float64; the model is cast to it
                  energy_key: str | None = None,  # energy head; None: detect (`energy_force_heads`)
                  forces_key: str | None = None,  # force head; None: detect, autograd forces if there is none
+                 cutoff: float | None = None,  # Å, graph cutoff of the structures when shorter than the backbone's (a dataset's)
                  **kwargs: Any):  # passed to `ase.calculators.calculator.Calculator`
         super().__init__(**kwargs)
+        self.cutoff = cutoff
         if dtype not in (torch.float32, torch.float64): raise ValueError(f"dtype must be float32 or float64, got {dtype}")
         self.device, self.dtype, self.norms = torch.device(device), dtype, norms
         self.model = model.to(device=self.device, dtype=dtype).eval()
@@ -95,9 +97,12 @@ class MolkitCalculator(Calculator):
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path,  # molkit checkpoint file
                         device: str | torch.device = 'cpu', use_ema: bool = True,  # EMA weights if the checkpoint has them
-                        **kwargs: Any) -> MolkitCalculator:  # `dtype`, `energy_key`, `forces_key`, ASE kwargs
-        "Calculator from a trained checkpoint, with its normalisers."
-        model, norms, _ = load_trained(checkpoint, device, use_ema)
+                        **kwargs: Any) -> MolkitCalculator:  # `dtype`, `energy_key`, `forces_key`, `cutoff`, ASE kwargs
+        "Calculator from a trained checkpoint, with its normalisers (and the graph cutoff of the energy head's dataset)."
+        model, norms, cfg = load_trained(checkpoint, device, use_ema)
+        key = kwargs.get('energy_key') or ''
+        spec = next((d for d in cfg.data.datasets if key.startswith(d.name + '/')), None)
+        if spec is not None and spec.cutoff is not None: kwargs.setdefault('cutoff', spec.cutoff)
         return cls(model, norms, device, **kwargs)
 
     def calculate(self, atoms: Atoms | None = None, properties: list[str] | None = None,
@@ -105,6 +110,7 @@ class MolkitCalculator(Calculator):
         "Energy and forces of `atoms` (both, whatever `properties` asks for)."
         super().calculate(atoms, properties, system_changes)
         batch = atoms_graph(self.atoms, self.dtype).to(self.device)
+        if self.cutoff is not None: batch.cutoff = torch.tensor([float(self.cutoff)], device=self.device)
         if hasattr(self.model, 'unseen_elements'): warn_unseen(*self.model.unseen_elements(batch), 'this structure')
         energy, forces = predict_energy_forces(self.model, batch, self.norms, self.energy_key, self.forces_key)
         e = float(energy.reshape(-1)[0])

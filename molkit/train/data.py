@@ -4,7 +4,7 @@
 
 # %% ../../nbs/66b_train.data.ipynb 3
 from __future__ import annotations
-import dataclasses, math
+import dataclasses, math, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -36,7 +36,7 @@ class DatasetSpec:
     split_seed: int = 0  # seed of `molkit.data.splits.random_split`
     split_file: str | None = None  # a split saved by `molkit data split` (name under the dataset, or a .json path)
     linear_reference: list[str] = field(default_factory=list)  # labels with per-element reference energies
-    norm: dict[str, list[float]] = field(default_factory=dict)  # label -> [mean, std] given instead of fitted (JMP: [0, the dataset's std])
+    norm: dict[str, list[float]] = field(default_factory=dict)  # label -> [mean, std] given instead of fitted (JMP: [0, the dataset's std]), also with data.normalize: false
     cutoff: float | None = None  # Å, graph cutoff of this dataset's structures, at most the backbone's (JMP: 8 Å molecules, 12 Å materials); None = the backbone's
 
     def __post_init__(self):
@@ -265,10 +265,18 @@ def build_splits(cfg: DataConfig,
         out[split] = TaskDataset(parts, labels or {}, counts, names, [s.cutoff for s in cfg.datasets])
     return out
 
-def check_graph_cutoffs(specs: Sequence[DatasetSpec], backbone) -> None:
-    "Raise `ConfigError` for a per-dataset cutoff that the backbone cannot honour or that exceeds its own cutoff."
+def check_graph_cutoffs(specs: Sequence[DatasetSpec], backbone,
+                        gradient_heads: Sequence[str] = (),  # heads whose forces are -dE/dpos ('dataset/label')
+                        ) -> None:
+    "Raise `ConfigError` for a per-dataset cutoff that the backbone cannot honour or exceeds its own; warn on gradient forces."
     for i, s in enumerate(specs):
         if s.cutoff is None: continue
+        mine = [h for h in gradient_heads if head_dataset(h)[0] == s.name]
+        if mine and s.cutoff < backbone.cfg.cutoff:
+            warnings.warn(f"data.datasets.{i}.cutoff: the graphs of dataset {s.name!r} end sharply at {s.cutoff} Å while the "
+                          f"backbone's envelope reaches {backbone.cfg.cutoff} Å, so the energy jumps when a pair crosses "
+                          f"{s.cutoff} Å and the gradient forces of {mine} miss those jumps; prefer direct forces (as JMP) "
+                          "or give the backbone that cutoff", stacklevel=2)
         if not getattr(backbone, 'graph_cutoffs', False):
             raise ConfigError(f"data.datasets.{i}.cutoff: {type(backbone).__name__} does not build radius graphs, so it cannot "
                               "use a per-dataset cutoff (SchNet, PaiNN and GemNet-OC can)")

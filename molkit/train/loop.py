@@ -4,7 +4,7 @@
 
 # %% ../../nbs/67c_train.loop.ipynb 3
 from __future__ import annotations
-import csv, gc, json, math, os, random, sys, time, warnings
+import csv, gc, json, math, os, random, sys, time, traceback, warnings
 import numpy as np
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -84,7 +84,7 @@ class Run:
         labels = distribution_labels(splits['train'], cfg.model, self.norms, self.datasets, cfg.data.stats_samples, cfg.seed)
         self.model = build_model(cfg.model, labels).to(device)  # distribution heads: bins from the normalised labels
         self.levels = levels_of(self.model)
-        check_graph_cutoffs(cfg.data.specs(), self.model.backbone)
+        check_graph_cutoffs(cfg.data.specs(), self.model.backbone, [n for n, s in cfg.model.heads.items() if s.energy_head is not None])
         if cfg.init is not None: init_from_checkpoint(self.model, cfg.model, cfg.init)  # fine-tuning: a trained backbone
         seen = training_elements(splits['train'], cfg.data, cfg.seed)
         self.model.check_elements(Data(z=torch.tensor(seen)))  # every training element has an embedding row
@@ -364,6 +364,9 @@ def train(config: ExperimentConfig | dict | str | Path,  # config object, plain 
     if run.rank == 0:
         Path(cfg.run_dir).mkdir(parents=True, exist_ok=True); save_yaml(cfg, Path(cfg.run_dir) / 'config.yaml')
     try: evals = run.fit()
+    except BaseException as e:  # the frames of a failed step (DDP's forward among them) would keep DDP alive past the group
+        if run.world > 1: traceback.clear_frames(e.__traceback__)
+        raise
     finally:
         if run.world > 1: _end_distributed(run, owns_pg)
     ck = run.last_checkpoint

@@ -71,7 +71,7 @@ def _given_norms(out: dict[str, TargetNorm], label: dict[str, str], direct: list
     for lab, (mean, std) in spec.norm.items():
         heads = [n for n in direct if label[n] == lab]
         if not heads: raise ConfigError(f"data.datasets: dataset {spec.name!r} gives norm.{lab}, but none of its heads predicts "
-                                        f"{lab!r} directly (gradient forces take the energy's scale); its heads: {sorted(label)}")
+                                        f"{lab!r} directly (gradient forces take the energy's scale); its heads predict {sorted(set(label.values()))}")
         for n in heads: out[n] = TargetNorm(float(mean), float(std), out[n].refs)
 
 def fit_dataset_norms(ds: Sequence[Data],  # one dataset's training split

@@ -59,7 +59,9 @@ class GemNetOCConfig(BackboneConfig):
     scale_file: str | None = None  # a file of fitted scale factors (`save_scale_factors`), loaded at construction
 
     def __post_init__(self):
-        rules = {int(n): int(k) for n, k in self.max_neighbors_by_size.items()}  # keys come back as strings from JSON
+        rules = {int(n): int(k) for n, k in self.max_neighbors_by_size.items()}  # '200' (a dotted override's key) is 200
+        if len(rules) < len(self.max_neighbors_by_size):
+            raise ValueError(f"max_neighbors_by_size: the same size twice (as a number and as text?): {self.max_neighbors_by_size}")
         bad = {n: k for n, k in rules.items() if n < 0 or k < 1}
         if bad: raise ValueError(f"max_neighbors_by_size: sizes must be >= 0 and limits >= 1, got {bad}")
         self.max_neighbors_by_size = rules

@@ -96,7 +96,7 @@ def build_graphs(pos: Tensor,  # [n_atoms, 3] Å (may require grad)
                  graph_cutoff: Tensor | None = None,  # [n_graphs] Å, a shorter cutoff per structure (every graph)
                  ) -> dict[str, dict[str, Tensor]]:  # graph -> {edge_index, cell_offset, distance, vector, ...}
     "The four GemNet-OC graphs from one neighbour search, each sorted by target; `main` symmetrised with `id_swap`."
-    most = max(int(v.max()) if isinstance(v, Tensor) else v for v in max_neighbors.values())
+    most = max((int(v.max()) if v.numel() else 1) if isinstance(v, Tensor) else v for v in max_neighbors.values())
     ei, sh = radius_graph(pos.detach(), max(cutoffs.values()), batch=batch, cell=cell, pbc=pbc,
                           max_num_neighbors=most, graph_cutoff=graph_cutoff)
     if edge_dropout > 0: keep = torch.rand(ei.shape[1], device=ei.device) >= edge_dropout; ei, sh = ei[:, keep], sh[keep]
