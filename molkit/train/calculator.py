@@ -16,6 +16,7 @@ from torch_geometric.data import Batch
 from ..keys import ENERGY, FORCES
 from ..data.atoms import atoms_to_data
 from ..models.heads import GradientForceHead
+from .data import head_dataset
 from .inference import load_trained, point_predictions, warn_unseen
 from .norms import TargetNorm
 
@@ -100,8 +101,8 @@ class MolkitCalculator(Calculator):
                         **kwargs: Any) -> MolkitCalculator:  # `dtype`, `energy_key`, `forces_key`, `cutoff`, ASE kwargs
         "Calculator from a trained checkpoint, with its normalisers (and the graph cutoff of the energy head's dataset)."
         model, norms, cfg = load_trained(checkpoint, device, use_ema)
-        key = kwargs.get('energy_key') or ''
-        spec = next((d for d in cfg.data.datasets if key.startswith(d.name + '/')), None)
+        name = head_dataset(kwargs.get('energy_key') or '')[0]
+        spec = next((d for d in cfg.data.datasets if d.name == name), None)
         if spec is not None and spec.cutoff is not None: kwargs.setdefault('cutoff', spec.cutoff)
         return cls(model, norms, device, **kwargs)
 

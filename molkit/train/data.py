@@ -271,15 +271,15 @@ def check_graph_cutoffs(specs: Sequence[DatasetSpec], backbone,
     "Raise `ConfigError` for a per-dataset cutoff that the backbone cannot honour or exceeds its own; warn on gradient forces."
     for i, s in enumerate(specs):
         if s.cutoff is None: continue
-        mine = [h for h in gradient_heads if head_dataset(h)[0] == s.name]
-        if mine and s.cutoff < backbone.cfg.cutoff:
-            warnings.warn(f"data.datasets.{i}.cutoff: the graphs of dataset {s.name!r} end sharply at {s.cutoff} Å while the "
-                          f"backbone's envelope reaches {backbone.cfg.cutoff} Å, so the energy jumps when a pair crosses "
-                          f"{s.cutoff} Å and the gradient forces of {mine} miss those jumps; prefer direct forces (as JMP) "
-                          "or give the backbone that cutoff", stacklevel=2)
         if not getattr(backbone, 'graph_cutoffs', False):
             raise ConfigError(f"data.datasets.{i}.cutoff: {type(backbone).__name__} does not build radius graphs, so it cannot "
                               "use a per-dataset cutoff (SchNet, PaiNN and GemNet-OC can)")
         if s.cutoff > backbone.cfg.cutoff:
             raise ConfigError(f"data.datasets.{i}.cutoff: {s.cutoff} Å exceeds the backbone's cutoff {backbone.cfg.cutoff} Å; "
                               "a dataset's graphs can only be shorter (raise model.backbone_cfg.cutoff)")
+        mine = [h for h in gradient_heads if head_dataset(h)[0] == s.name]
+        if mine and s.cutoff < backbone.cfg.cutoff:
+            warnings.warn(f"data.datasets.{i}.cutoff: the graphs of dataset {s.name!r} end sharply at {s.cutoff} Å while the "
+                          f"backbone's envelope reaches {backbone.cfg.cutoff} Å, so the energy jumps when a pair crosses "
+                          f"{s.cutoff} Å and the gradient forces of {mine} miss those jumps; prefer direct forces (as JMP) "
+                          "or give the backbone that cutoff", stacklevel=2)
